@@ -1,0 +1,99 @@
+"""What every engine is: an object that serves bound listeners until stopped.
+
+An engine owns the concurrency model and all socket IO; services only give it
+protocol factories (see ``ionet.core.protocol``).  Each engine lives in a file
+of its own, so that a student can read one model at a time:
+
+    iterative.py  one connection at a time        thread.py  a thread per connection
+    fork.py       a process per connection        select.py, poll.py, epoll.py  one event loop
+    aio.py        asyncio (and uvloop)            green.py   gevent's hub
+
+The shared rules, whatever the model:
+
+* a protocol callback that raises is logged with its peer and closes that one
+  connection, never the server (asyncio's ``_fatal_error``, bottle's catchall);
+* past ``Limits.max_connections`` a new connection is accepted, sent its
+  endpoint's ``busy_reply`` and closed, so the client learns why at once;
+* ``stop`` set means: close the listeners, tell protocols ``server_stopping()``,
+  let open connections finish until ``Limits.shutdown_timeout``, then close
+  them and return.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from ionet.core.config import Limits
+from ionet.core.listeners import Listener
+from ionet.core.stop import StopSignal
+
+log = logging.getLogger("ionet.engine")
+
+#: accept() failures that mean "out of resources, retry later", not "broken":
+#: the process or system ran out of file descriptors, or the kernel of memory.
+ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+
+#: accept() failures caused by the peer (it gave up before we accepted).
+ACCEPT_PEER_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+
+#: send/recv failures that mean the peer is gone; not worth a traceback.
+DISCONNECTED_ERRNOS = frozenset(
+    {errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ESHUTDOWN, errno.ECONNABORTED,
+     errno.ETIMEDOUT, errno.EBADF}
+)
+
+#: How long to stop accepting after EMFILE before trying again (seconds).
+ACCEPT_BACKOFF = 0.1
+
+#: Bytes asked of recv() at a time.
+RECV_SIZE = 256 * 1024
+
+
+class Engine(ABC):
+    """A concurrency model; ``run`` serves until ``stop`` is set, then returns."""
+
+    #: The name used by ``--engine``.
+    name: ClassVar[str]
+    #: True for engines that multiplex many connections in one thread and so
+    #: need a worker pool for blocking calls (and gain from ``--workers``).
+    is_loop: ClassVar[bool] = False
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    @abstractmethod
+    def run(self, listeners: list[Listener], stop: StopSignal) -> None:
+        """Serve ``listeners`` until ``stop`` is set and in-flight work ends.
+
+        The engine owns the listeners from here on and closes them.
+        """
+
+
+def tune_accepted(sock: socket.socket) -> None:
+    """Options every accepted TCP socket gets.
+
+    TCP_NODELAY: without it, a server that writes a response in two pieces
+    waits ~40 ms for the client's delayed ACK before the second (Nagle's
+    algorithm); the stdlib's ThreadingHTTPServer loses 9x its throughput so.
+    """
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # the peer may already be gone
+
+
+def peer_label(sock: socket.socket) -> str:
+    """The peer's address for a log line, or '?' if it is already gone."""
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return "?"
+    if isinstance(peer, tuple):
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else peer[0]
+        return f"{host}:{peer[1]}"
+    return str(peer)
