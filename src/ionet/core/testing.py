@@ -1,0 +1,283 @@
+"""Fakes for testing protocols without sockets: a transport, a clock, split feeders.
+
+Every service's protocol can be driven with plain byte strings::
+
+    clock = FakeClock()
+    transport = FakeTransport(clock=clock)
+    proto = EchoProtocol()
+    transport.connect(proto)                 # connection_made
+    feed_split(transport, b"hello", sizes=[1])   # one byte at a time
+    assert transport.written() == b"hello"
+    clock.advance(30)                        # fires timers set with call_later
+
+:class:`FakeTransport` checks the call order of the contract (a callback
+after ``connection_lost`` is a test failure), records what the protocol wrote,
+runs ``run_in_worker`` calls in place (or holds them, to test what happens
+meanwhile), and fires timers only when the fake clock is advanced.  Shipped in
+the package, not only in tests/, as trio ships ``trio.testing``: every service
+needs the same fakes.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import IO, Any, Callable, Iterable, TypeVar
+
+from ionet.core.protocol import (
+    DatagramProtocol,
+    DatagramTransport,
+    Outcome,
+    Protocol,
+    TimerHandle,
+    Transport,
+)
+from ionet.core.timers import TimerQueue
+
+T = TypeVar("T")
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told, and the timers on it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.timers = TimerQueue(lambda: self.now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward, firing every timer that falls due, in order."""
+        target = self.now + seconds
+        while True:
+            delay = self.timers.next_delay(None)
+            if delay is None or self.now + delay > target:
+                break
+            self.now += delay
+            self.timers.run_due()
+        self.now = target
+
+
+class ContractViolation(AssertionError):
+    """A protocol or transport call broke the order the contract fixes."""
+
+
+class FakeTransport(Transport):
+    """An in-memory transport: records writes, fakes flow control and time.
+
+    Args:
+        clock: the clock ``call_later`` uses (a fresh FakeClock by default).
+        peername / sockname: what ``get_extra_info`` reports.
+        run_workers: run ``run_in_worker`` calls at once (True) or queue them
+            until ``run_pending_workers()`` (False).
+    """
+
+    def __init__(
+        self,
+        clock: FakeClock | None = None,
+        peername: Any = ("127.0.0.1", 50000),
+        sockname: Any = ("127.0.0.1", 8000),
+        run_workers: bool = True,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.clock = clock or FakeClock()
+        self.protocol: Protocol | None = None
+        self.chunks: list[bytes] = []
+        self.files: list[tuple[IO[bytes], int, int | None]] = []
+        self.reading = True
+        self.closed = False
+        self.aborted = False
+        self.lost = False
+        self.eof_sent = False
+        self.run_workers = run_workers
+        self.pending_workers: list[Callable[[], None]] = []
+        self._extra = {"peername": peername, "sockname": sockname, "engine": "fake"}
+        self._extra.update(extra or {})
+
+    # -- driving the protocol --------------------------------------------
+
+    def connect(self, protocol: Protocol) -> Protocol:
+        """Call ``connection_made`` (start of the contract)."""
+        if self.protocol is not None:
+            raise ContractViolation("connection_made called twice")
+        self.protocol = protocol
+        protocol.connection_made(self)
+        return protocol
+
+    def feed(self, data: bytes) -> None:
+        """Deliver bytes, as the engine would, refusing after close or pause."""
+        self._check_live("data_received")
+        if not self.reading:
+            raise ContractViolation("data_received while reading is paused")
+        assert self.protocol is not None
+        self.protocol.data_received(data)
+
+    def feed_eof(self) -> bool | None:
+        """Deliver a half-close; closes the transport unless the protocol keeps it."""
+        self._check_live("eof_received")
+        assert self.protocol is not None
+        keep_open = self.protocol.eof_received()
+        if not keep_open:
+            self.close()
+        return keep_open
+
+    def lose(self, exc: BaseException | None = None) -> None:
+        """End the contract: ``connection_lost`` (at most once)."""
+        if self.lost:
+            raise ContractViolation("connection_lost called twice")
+        self.lost = True
+        self.closed = True
+        assert self.protocol is not None
+        self.protocol.connection_lost(exc)
+
+    def _check_live(self, what: str) -> None:
+        if self.protocol is None:
+            raise ContractViolation(f"{what} before connection_made")
+        if self.lost:
+            raise ContractViolation(f"{what} after connection_lost")
+
+    # -- what the protocol did ---------------------------------------------
+
+    def written(self) -> bytes:
+        """Every byte written so far (file regions included, read from the file)."""
+        return b"".join(self.chunks)
+
+    def take(self) -> bytes:
+        """Return what was written since the last ``take`` and forget it."""
+        data = self.written()
+        self.chunks.clear()
+        return data
+
+    def run_pending_workers(self) -> None:
+        """Complete the queued ``run_in_worker`` calls (when run_workers=False)."""
+        pending, self.pending_workers = self.pending_workers, []
+        for job in pending:
+            job()
+
+    # -- the Transport interface -------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        self.chunks.append(bytes(data))
+
+    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
+        if self.closed:
+            return
+        self.files.append((file, offset, count))
+        file.seek(offset)
+        self.chunks.append(file.read() if count is None else file.read(count))
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        return self.clock.timers.call_later(delay, callback)
+
+    def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
+        def job() -> None:
+            try:
+                outcome: Outcome[T] = Outcome(func())
+            except Exception as exc:
+                outcome = Outcome(None, exc)
+            if not self.lost:
+                callback(outcome)
+
+        if self.run_workers:
+            job()
+        else:
+            self.pending_workers.append(job)
+
+
+class FakeDatagramTransport(DatagramTransport):
+    """An in-memory datagram transport: records ``(data, addr)`` sent."""
+
+    def __init__(self, clock: FakeClock | None = None,
+                 sockname: Any = ("127.0.0.1", 9000)) -> None:
+        self.clock = clock or FakeClock()
+        self.sent: list[tuple[bytes, Any]] = []
+        self.closed = False
+        self._extra = {"sockname": sockname, "engine": "fake"}
+
+    def connect(self, protocol: DatagramProtocol) -> DatagramProtocol:
+        protocol.connection_made(self)
+        return protocol
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        if not self.closed:
+            self.sent.append((bytes(data), addr))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        return self.clock.timers.call_later(delay, callback)
+
+    def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
+        try:
+            outcome: Outcome[T] = Outcome(func())
+        except Exception as exc:
+            outcome = Outcome(None, exc)
+        callback(outcome)
+
+
+def split_points(data: bytes, sizes: Iterable[int]) -> list[bytes]:
+    """Cut ``data`` into pieces of the given sizes, cycling through them."""
+    sizes = list(sizes)
+    if not sizes or any(size < 1 for size in sizes):
+        raise ValueError("sizes must be positive")
+    pieces, start, index = [], 0, 0
+    while start < len(data):
+        size = sizes[index % len(sizes)]
+        pieces.append(data[start : start + size])
+        start += size
+        index += 1
+    return pieces
+
+
+def random_pieces(data: bytes, seed: int, max_size: int = 64) -> list[bytes]:
+    """Cut ``data`` at random points, reproducibly (``random.Random(seed)``)."""
+    rng = random.Random(seed)
+    pieces, start = [], 0
+    while start < len(data):
+        size = rng.randint(1, max_size)
+        pieces.append(data[start : start + size])
+        start += size
+    return pieces
+
+
+def feed_split(transport: FakeTransport, data: bytes, sizes: Iterable[int] = (1,)) -> None:
+    """Feed ``data`` to the connected protocol in pieces of ``sizes`` bytes
+    (one byte at a time by default), as a slow network would deliver it."""
+    for piece in split_points(data, sizes):
+        transport.feed(piece)
