@@ -20,7 +20,15 @@ needs the same fakes.
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from typing import IO, Any, Callable, Iterable, TypeVar
 
 from ionet.core.protocol import (
@@ -281,3 +289,154 @@ def feed_split(transport: FakeTransport, data: bytes, sizes: Iterable[int] = (1,
     (one byte at a time by default), as a slow network would deliver it."""
     for piece in split_points(data, sizes):
         transport.feed(piece)
+
+
+# -- running a real server in a child process --------------------------------
+
+_URL = re.compile(r"\b(tcp|udp|tls)://\[?([0-9A-Za-z.:_-]+?)\]?:(\d+)\b")
+
+
+class ServerProcess:
+    """An ``ionet ... serve`` command running in a child process.
+
+    Tests run servers as real processes: signals, ``fork`` and gevent's
+    monkey-patching then behave as they do for users, and a crash in the
+    server cannot take the test runner with it.  The server is asked for
+    port 0; its "listening" lines tell which ports it got.
+
+    Use as a context manager::
+
+        with ServerProcess(["echo", "serve", "--engine", "epoll"]) as server:
+            sock = socket.create_connection(server.address("tcp"))
+
+    On exit the server gets SIGTERM and must stop within ``stop_timeout``
+    with exit status 0 (else ``AssertionError``, with its stderr).
+    """
+
+    def __init__(self, argv: list[str], ready_lines: int = 1, start_timeout: float = 20.0,
+                 stop_timeout: float = 30.0, env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
+        self.argv = [sys.executable, "-m", "ionet", *argv]
+        if "--port" not in argv and any(a == "serve" for a in argv):
+            self.argv += ["--port", "0"]
+        self.ready_lines = ready_lines
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.urls: list[tuple[str, str, int]] = []
+        self.lines: list[str] = []
+        self._stderr = tempfile.TemporaryFile()
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop(check=exc_info[0] is None)
+
+    def start(self) -> None:
+        """Start the process and wait until it announced its addresses.
+
+        Raises:
+            AssertionError: it exited or stayed silent past ``start_timeout``.
+        """
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + self.start_timeout
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        pending = b""
+        while len(self.lines) < self.ready_lines:
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"server did not start in {self.start_timeout}s: "
+                                     f"{self.argv}\n{self.stderr()}")
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                chunk = self.proc.stdout.read() or b""
+                if not chunk and self.proc.poll() is not None:
+                    raise AssertionError(f"server exited with {self.proc.returncode}: "
+                                         f"{self.argv}\n{self.stderr()}")
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    line = raw.decode(errors="replace")
+                    self.lines.append(line)
+                    self.urls.extend((m[0], m[1], int(m[2])) for m in _URL.findall(line))
+            elif self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}: "
+                                     f"{self.argv}\n{self.stderr()}")
+
+    def address(self, scheme: str = "tcp", index: int = 0) -> tuple[str, int]:
+        """The ``(host, port)`` of the ``index``-th announced ``scheme`` address."""
+        found = [(host, port) for s, host, port in self.urls if s == scheme]
+        if len(found) <= index:
+            raise AssertionError(f"server announced no {scheme} address #{index}: {self.lines}")
+        host, port = found[index]
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        return host, port
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stderr(self) -> str:
+        """Everything the server wrote on stderr so far."""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit; return its status."""
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self, check: bool = True) -> int | None:
+        """SIGTERM, then wait; SIGKILL if it hangs.  Checks exit status 0."""
+        if self.proc is None:
+            return None
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(f"server ignored SIGTERM for {self.stop_timeout}s\n"
+                                     f"{self.stderr()}") from None
+            if check and code != 0:
+                raise AssertionError(f"server exited with {code}\n{self.stderr()}")
+            return code
+        finally:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self._stderr.close()
+            self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0,
+               interval: float = 0.02, message: str = "condition") -> None:
+    """Poll ``predicate`` until true, with a deadline (instead of sleeping).
+
+    Raises:
+        AssertionError: still false after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} not reached within {timeout}s")
+        time.sleep(interval)
