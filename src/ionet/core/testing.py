@@ -293,7 +293,7 @@ def feed_split(transport: FakeTransport, data: bytes, sizes: Iterable[int] = (1,
 
 # -- running a real server in a child process --------------------------------
 
-_URL = re.compile(r"\b(tcp|udp|tls)://\[?([0-9A-Za-z.:_-]+?)\]?:(\d+)\b")
+_URL = re.compile(r"\b(tcp|udp|tls)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d+)\b")
 
 
 class ServerProcess:
@@ -364,7 +364,7 @@ class ServerProcess:
                 for raw in complete:
                     line = raw.decode(errors="replace")
                     self.lines.append(line)
-                    self.urls.extend((m[0], m[1], int(m[2])) for m in _URL.findall(line))
+                    self.urls.extend((m[0], m[1].strip("[]"), int(m[2])) for m in _URL.findall(line))
             elif self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}: "
                                      f"{self.argv}\n{self.stderr()}")
