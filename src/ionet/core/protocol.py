@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Generic, TypeVar
+from typing import IO, Any, Callable, Generic, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -98,8 +98,74 @@ class BaseTransport(ABC):
         """
 
 
+class DataChannel(ABC):
+    """A connection being set up by ``open_listener`` or ``open_connection``."""
+
+    #: The local port a listener got (0 for an outgoing connection).
+    port: int = 0
+
+    @abstractmethod
+    def close(self) -> None:
+        """Give up: stop listening / connecting.  No callback follows."""
+
+
 class Transport(BaseTransport):
     """The engine's side of one stream (TCP or TLS) connection."""
+
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` in this connection's context, soon.  Safe from any thread.
+
+        A protocol touches another connection's protocol only this way.  On
+        loop engines every connection shares one thread and this is a plain
+        queue; on the thread, fork and gevent engines a connection opened with
+        ``open_listener``/``open_connection`` runs in a thread (greenlet) of
+        its own, and must hand results back to its parent through this.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot call_soon_threadsafe")
+
+    def open_listener(
+        self,
+        factory: Callable[[], Protocol],
+        host: str,
+        ports: Sequence[int] = (0,),
+        accept_from: Callable[[Any], bool] | None = None,
+        timeout: float = 30.0,
+        on_error: Callable[[BaseException], None] | None = None,
+        ssl_context: Any = None,
+    ) -> DataChannel:
+        """Listen on ``host`` for ONE incoming connection, served by ``factory()``.
+
+        This is FTP's passive mode: the control connection opens a data port
+        and tells the client where to connect.  The first port of ``ports``
+        that can be bound is used (``(0,)``: any free port); ``accept_from``
+        vets the peer's address (connections it refuses are closed and the
+        listener keeps waiting); after ``timeout`` seconds without a connection,
+        the listener closes and ``on_error(TimeoutError)`` is called, in this
+        connection's context.  With ``ssl_context`` the new connection speaks
+        TLS as the server side.
+
+        Raises:
+            OSError: no port of ``ports`` could be bound.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot open listeners")
+
+    def open_connection(
+        self,
+        factory: Callable[[], Protocol],
+        host: str,
+        port: int,
+        timeout: float = 30.0,
+        on_error: Callable[[BaseException], None] | None = None,
+        ssl_context: Any = None,
+    ) -> DataChannel:
+        """Connect to ``host:port``; the new connection is served by ``factory()``.
+
+        This is FTP's active mode (PORT/EPRT).  A failure or timeout calls
+        ``on_error(exc)`` in this connection's context.  With ``ssl_context``
+        the new connection speaks TLS as the *server* side (as FTPS data
+        connections do).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot open connections")
 
     @abstractmethod
     def write(self, data: bytes) -> None:

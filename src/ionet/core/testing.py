@@ -315,8 +315,8 @@ class ServerProcess:
 
     def __init__(self, argv: list[str], ready_lines: int = 1, start_timeout: float = 20.0,
                  stop_timeout: float = 30.0, env: dict[str, str] | None = None,
-                 cwd: str | None = None) -> None:
-        self.argv = [sys.executable, "-m", "ionet", *argv]
+                 cwd: str | None = None, module: str = "ionet") -> None:
+        self.argv = [sys.executable, "-m", module, *argv]
         if "--port" not in argv and any(a == "serve" for a in argv):
             self.argv += ["--port", "0"]
         self.ready_lines = ready_lines

@@ -29,12 +29,14 @@ bits count as both, so that the handler's next recv/send reports the error.
 from __future__ import annotations
 
 import collections
+import errno
 import logging
+import os
 import select
 import socket
 import ssl
 from abc import ABC, abstractmethod
-from typing import IO, Any, Callable, TypeVar
+from typing import IO, Any, Callable, Sequence, TypeVar
 
 from ionet.core.buffer import WOULD_BLOCK, WriteBuffer, file_region
 from ionet.core.config import Limits
@@ -50,6 +52,7 @@ from ionet.core.engines.base import (
 from ionet.core.listeners import Listener
 from ionet.core.pool import WorkerPool
 from ionet.core.protocol import (
+    DataChannel,
     DatagramProtocol,
     DatagramTransport,
     Outcome,
@@ -128,6 +131,8 @@ class ReactorEngine(Engine):
         self.connections: set[SocketTransport] = set()
         self.datagram_sockets: list[DatagramSocket] = []
         self._soon: collections.deque[Callable[[], None]] = collections.deque()
+        self._from_threads: collections.deque[Callable[[], None]] = collections.deque()
+        self._waker: _Waker | None = None
         self._pool: WorkerPool | None = None
         self.poller: Poller | None = None
         self.stopping = False
@@ -142,6 +147,8 @@ class ReactorEngine(Engine):
         self.poller = poller = self.make_poller()
         handlers = self.handlers
         self._watch(stop.fileno(), _StopHandler(self, stop), READ)
+        self._waker = _Waker(self)
+        self._watch(self._waker.fileno(), self._waker, READ)
         accepters: list[Acceptor] = []
         for listener in listeners:
             if listener.kind == "tcp":
@@ -186,6 +193,8 @@ class ReactorEngine(Engine):
                 accepter.close()
             if self._pool is not None:
                 self._pool.close()
+            if self._waker is not None:
+                self._waker.close()
             poller.close()
 
     def _begin_shutdown(self, accepters: list[Acceptor]) -> float:
@@ -228,6 +237,12 @@ class ReactorEngine(Engine):
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         return self.timers.call_later(delay, callback)
 
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Queue ``callback`` from any thread; the loop wakes and runs it."""
+        self._from_threads.append(callback)  # deque.append is atomic
+        if self._waker is not None:
+            self._waker.wake()
+
     def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
         if self._pool is None:
             self._pool = WorkerPool(self.limits.worker_threads)
@@ -246,6 +261,39 @@ class _StopHandler(Handler):
         self.stop.drain()
         if self.stop.is_set():
             self.engine.stopping = True
+
+
+class _Waker(Handler):
+    """A pipe that other threads write to, to wake the loop for their callbacks."""
+
+    def __init__(self, engine: ReactorEngine) -> None:
+        self.engine = engine
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def wake(self) -> None:
+        try:
+            os.write(self._write_fd, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already awake, or closing
+
+    def handle_read(self) -> None:
+        try:
+            while os.read(self._read_fd, 4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        queue = self.engine._from_threads
+        while queue:
+            self.engine.call_soon(queue.popleft())
+
+    def close(self) -> None:
+        os.close(self._read_fd)
+        os.close(self._write_fd)
 
 
 class _PoolHandler(Handler):
@@ -288,12 +336,8 @@ class Acceptor(Handler):
             if len(engine.connections) >= engine.limits.max_connections:
                 refuse(sock, self.endpoint.busy_reply)
                 continue
-            tune_accepted(sock)
             try:
-                if self.endpoint.ssl is not None:
-                    TLSSocketTransport(engine, sock, self.endpoint.factory(), self.endpoint.ssl)
-                else:
-                    SocketTransport(engine, sock, self.endpoint.factory())
+                start_connection(engine, sock, self.endpoint.factory(), self.endpoint.ssl)
             except OSError as exc:  # the poller cannot take it (select's FD_SETSIZE)
                 log.warning("refusing a connection: %s", exc)
                 refuse(sock, self.endpoint.busy_reply)
@@ -506,6 +550,37 @@ class SocketTransport(Transport, Handler):
         except Exception as exc:
             self._protocol_failed(exc, "server_stopping")
 
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        def run() -> None:
+            if not self.closed:
+                try:
+                    callback()
+                except Exception as exc:
+                    self._protocol_failed(exc, "a call_soon_threadsafe callback")
+
+        self.engine.call_soon_threadsafe(run)
+
+    def open_listener(
+        self, factory: Callable[[], Protocol], host: str, ports: Sequence[int] = (0,),
+        accept_from: Callable[[Any], bool] | None = None, timeout: float = 30.0,
+        on_error: Callable[[BaseException], None] | None = None, ssl_context: Any = None,
+    ) -> DataChannel:
+        return DataAcceptor(self, factory, host, ports, accept_from, timeout, on_error, ssl_context)
+
+    def open_connection(
+        self, factory: Callable[[], Protocol], host: str, port: int, timeout: float = 30.0,
+        on_error: Callable[[BaseException], None] | None = None, ssl_context: Any = None,
+    ) -> DataChannel:
+        return Connector(self, factory, host, port, timeout, on_error, ssl_context)
+
+    def _report(self, on_error: Callable[[BaseException], None] | None, exc: BaseException) -> None:
+        """Deliver a data-channel failure to this connection's protocol."""
+        if on_error is not None and not self.closed:
+            try:
+                on_error(exc)
+            except Exception as failure:
+                self._protocol_failed(failure, "a data channel's on_error")
+
     # -- internals -----------------------------------------------------------
 
     def _set_events(self, events: int) -> None:
@@ -658,6 +733,134 @@ class TLSSocketTransport(SocketTransport):
             self.buffer.append(data)  # sent once the handshake is done
             return
         super().write(data)
+
+
+def start_connection(engine: ReactorEngine, sock: socket.socket, protocol: Any,
+                     ssl_context: ssl.SSLContext | None) -> SocketTransport:
+    """Serve an accepted or connected socket in the loop (TLS as the server side)."""
+    sock.setblocking(False)
+    tune_accepted(sock)
+    if ssl_context is not None:
+        return TLSSocketTransport(engine, sock, protocol, ssl_context)
+    return SocketTransport(engine, sock, protocol)
+
+
+class DataAcceptor(Handler, DataChannel):
+    """A listener for one data connection (FTP passive mode), owned by a connection."""
+
+    def __init__(self, owner: SocketTransport, factory: Callable[[], Protocol], host: str,
+                 ports: Sequence[int], accept_from: Callable[[Any], bool] | None,
+                 timeout: float, on_error: Callable[[BaseException], None] | None,
+                 ssl_context: ssl.SSLContext | None) -> None:
+        self.owner = owner
+        self.engine = owner.engine
+        self.factory = factory
+        self.accept_from = accept_from
+        self.on_error = on_error
+        self.ssl_context = ssl_context
+        self.closed = False
+        self.sock = _bind_first(host, ports)
+        self.port = self.sock.getsockname()[1]
+        self.engine._watch(self.sock.fileno(), self, READ)
+        self._timer = self.engine.call_later(timeout, self._timed_out)
+
+    def handle_read(self) -> None:
+        try:
+            sock, addr = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close()
+            self.owner._report(self.on_error, exc)
+            return
+        if self.accept_from is not None and not self.accept_from(addr):
+            log.warning("data connection from %s refused: not the control peer", addr)
+            sock.close()
+            return
+        self.close()
+        start_connection(self.engine, sock, self.factory(), self.ssl_context)
+
+    def _timed_out(self) -> None:
+        if not self.closed:
+            self.close()
+            self.owner._report(self.on_error, TimeoutError("no data connection arrived in time"))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._timer.cancel()
+            self.engine._unwatch(self.sock.fileno())
+            self.sock.close()
+
+
+def _bind_first(host: str, ports: Sequence[int]) -> socket.socket:
+    """Bind a listening socket to the first free port of ``ports``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    last: OSError | None = None
+    for port in ports:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+            sock.listen(8)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(errno.EADDRINUSE, "no port to listen on")
+
+
+class Connector(Handler, DataChannel):
+    """An outgoing connection being set up (FTP active mode), owned by a connection."""
+
+    def __init__(self, owner: SocketTransport, factory: Callable[[], Protocol], host: str,
+                 port: int, timeout: float, on_error: Callable[[BaseException], None] | None,
+                 ssl_context: ssl.SSLContext | None) -> None:
+        self.owner = owner
+        self.engine = owner.engine
+        self.factory = factory
+        self.on_error = on_error
+        self.ssl_context = ssl_context
+        self.closed = False
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        # A non-blocking connect returns at once (EINPROGRESS); the socket
+        # becomes writable when the handshake is done, or has failed.
+        code = self.sock.connect_ex((host, port))
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            self.sock.close()
+            raise OSError(code, os.strerror(code))
+        self.engine._watch(self.sock.fileno(), self, WRITE)
+        self._timer = self.engine.call_later(timeout, self._timed_out)
+
+    def handle_read(self) -> None:
+        self.handle_write()
+
+    def handle_write(self) -> None:
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        sock = self.sock
+        self._stop_watching()
+        if code:
+            sock.close()
+            self.owner._report(self.on_error, OSError(code, os.strerror(code)))
+            return
+        start_connection(self.engine, sock, self.factory(), self.ssl_context)
+
+    def _timed_out(self) -> None:
+        if not self.closed:
+            self.close()
+            self.owner._report(self.on_error, TimeoutError("the data connection timed out"))
+
+    def _stop_watching(self) -> None:
+        self.closed = True
+        self._timer.cancel()
+        self.engine._unwatch(self.sock.fileno())
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stop_watching()
+            self.sock.close()
 
 
 class DatagramSocket(DatagramTransport, Handler):
