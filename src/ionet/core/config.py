@@ -10,7 +10,7 @@ different settings in one process.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Literal, Union
 
 from ionet.core.protocol import (

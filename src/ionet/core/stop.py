@@ -11,6 +11,7 @@ pipe, so another thread (a test, ``ionet up``) can stop a server the same way.
 
 from __future__ import annotations
 
+import builtins
 import os
 import signal
 import threading
@@ -52,12 +53,12 @@ class StopSignal:
         """Block until a stop is requested (for threads that only wait)."""
         return self._event.wait(timeout)
 
-    def drain(self) -> set[int]:
+    def drain(self) -> builtins.set[int]:
         """Empty the pipe; return the signal numbers that were written to it.
 
         Sets the latch if a stop byte, SIGINT or SIGTERM was among them.
         """
-        seen: set[int] = set()
+        seen: builtins.set[int] = builtins.set()
         while True:
             try:
                 data = os.read(self._read_fd, 512)

@@ -104,8 +104,8 @@ class Poller(ABC):
         Returns ``(fd, mask)`` pairs for the descriptors that are ready.
         """
 
-    def close(self) -> None:
-        """Release the poller's own resources."""
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the poller's own resources (nothing by default)."""
 
 
 class Handler(ABC):
@@ -114,8 +114,8 @@ class Handler(ABC):
     @abstractmethod
     def handle_read(self) -> None: ...
 
-    def handle_write(self) -> None:
-        pass
+    def handle_write(self) -> None:  # noqa: B027 - optional hook
+        """The descriptor is writable (only handlers that asked for WRITE)."""
 
 
 class ReactorEngine(Engine):
