@@ -123,6 +123,20 @@ class Transport(BaseTransport):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot call_soon_threadsafe")
 
+    def set_protocol(self, protocol: Protocol) -> None:
+        """Hand this connection to another protocol object (asyncio's name).
+
+        For a protocol switch on one connection, as HTTP's ``Upgrade:
+        websocket`` does: the HTTP protocol answers 101, then calls
+        ``transport.set_protocol(ws)`` and ``ws.connection_made(transport)``;
+        every later event goes to ``ws``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot switch protocols")
+
+    def get_protocol(self) -> Protocol:
+        """The protocol object currently receiving this connection's events."""
+        raise NotImplementedError(f"{type(self).__name__} cannot report its protocol")
+
     def open_listener(
         self,
         factory: Callable[[], Protocol],

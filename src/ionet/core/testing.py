@@ -99,6 +99,7 @@ class FakeTransport(Transport):
         self.eof_sent = False
         self.run_workers = run_workers
         self.pending_workers: list[Callable[[], None]] = []
+        self.soon: list[Callable[[], None]] = []
         self._extra = {"peername": peername, "sockname": sockname, "engine": "fake"}
         self._extra.update(extra or {})
 
@@ -202,6 +203,24 @@ class FakeTransport(Transport):
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+    def set_protocol(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Protocol:
+        assert self.protocol is not None
+        return self.protocol
+
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Queued; run by ``run_soon()`` (tests decide when "soon" is)."""
+        self.soon.append(callback)
+
+    def run_soon(self) -> None:
+        """Run the callbacks queued with ``call_soon_threadsafe``."""
+        queued, self.soon = self.soon, []
+        for callback in queued:
+            if not self.lost:
+                callback()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         return self.clock.timers.call_later(delay, callback)

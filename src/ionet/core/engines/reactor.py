@@ -550,6 +550,12 @@ class SocketTransport(Transport, Handler):
         except Exception as exc:
             self._protocol_failed(exc, "server_stopping")
 
+    def set_protocol(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Protocol:
+        return self.protocol  # type: ignore[no-any-return]
+
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         def run() -> None:
             if not self.closed:
