@@ -1,0 +1,1 @@
+"""Benchmarks of ionet: measurement code behind ``ionet bench ...`` and ``bench/*.py``."""
