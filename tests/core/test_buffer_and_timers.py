@@ -67,19 +67,31 @@ def test_file_regions_are_sent_in_order_with_bytes_over_a_socket_pair() -> None:
             while len(received) < len(expected):
                 received += right.recv(1 << 20)
             assert bytes(received) == expected
+            assert file.closed
 
 
 def test_file_regions_without_sendfile_read_chunks() -> None:
+    content = os.urandom(300_000)
     with tempfile.TemporaryFile() as file:
-        file.write(os.urandom(300_000))
+        file.write(content)
         file.flush()
         sock = StingySocket([70_000, 0])
         buffer = WriteBuffer()
         buffer.append_file(file_region(file))
         while not buffer.flush(sock, use_sendfile=False):  # type: ignore[arg-type]
             pass
-        file.seek(0)
-        assert bytes(sock.received) == file.read()
+        assert bytes(sock.received) == content
+        assert file.closed, "the buffer owns the file and closes it once sent"
+
+
+def test_clear_closes_queued_files() -> None:
+    with tempfile.TemporaryFile() as file:
+        file.write(b"x" * 10)
+        file.flush()
+        buffer = WriteBuffer()
+        buffer.append_file(file_region(file))
+        buffer.clear()
+        assert file.closed
 
 
 def test_timers_run_in_deadline_order_and_skip_cancelled() -> None:

@@ -13,7 +13,8 @@ socket is TLS, where the bytes must pass through the ``ssl`` module, so they
 are read in chunks with ``os.pread`` and sent like any bytes.
 
 Only bytes held in memory count towards ``size``, the figure compared with
-the high-water mark: a queued 1 GiB file region costs no memory.
+the high-water mark: a queued 1 GiB file region costs no memory.  The buffer
+owns the files of its regions: each is closed once sent, or on ``clear()``.
 """
 
 from __future__ import annotations
@@ -76,8 +77,14 @@ class WriteBuffer:
     def append_file(self, region: FileRegion) -> None:
         if region.remaining:
             self._items.append(region)
+        else:
+            region.file.close()
 
     def clear(self) -> None:
+        """Drop everything (the connection is gone), closing queued files."""
+        for item in self._items:
+            if isinstance(item, FileRegion):
+                item.file.close()
         self._items.clear()
         self.size = 0
 
@@ -137,6 +144,7 @@ class WriteBuffer:
         region.remaining -= sent
         if not region.remaining:
             self._items.popleft()
+            region.file.close()
 
     def _read_file_region(self, region: FileRegion) -> None:
         """Turn the next chunk of a file region into bytes at the front."""
@@ -147,5 +155,6 @@ class WriteBuffer:
         region.remaining -= len(chunk)
         if not region.remaining:
             self._items.popleft()
+            region.file.close()
         self._items.appendleft(chunk)
         self.size += len(chunk)

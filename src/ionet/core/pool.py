@@ -51,11 +51,13 @@ class WorkerPool:
         error = future.exception()
         outcome: Outcome[T] = Outcome(None, error) if error else Outcome(future.result())
         with self._lock:
+            wake = not self._ready  # the loop drains the whole queue per wakeup
             self._ready.append(lambda: callback(outcome))
-        try:
-            os.write(self._write_fd, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # a wakeup is already pending
+        if wake:
+            try:
+                os.write(self._write_fd, b"\0")
+            except (BlockingIOError, OSError):
+                pass  # a wakeup is already pending
 
     def run_ready(self) -> None:
         """Run the callbacks of finished calls (on the loop thread)."""

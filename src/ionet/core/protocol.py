@@ -194,10 +194,9 @@ class Transport(BaseTransport):
         """Queue ``count`` bytes of ``file`` from ``offset`` (to its end if None).
 
         Sent with ``os.sendfile`` (zero-copy) where the engine and socket allow,
-        otherwise by a read/write loop (TLS).  The file is not closed; the
-        caller keeps it open until ``connection_lost`` or until a later
-        ``write`` is known to be flushed.  Queued writes keep their order
-        with it.
+        otherwise by a read/write loop (TLS).  Queued writes keep their order
+        with it.  The transport takes ownership of ``file``: it closes it once
+        the region is sent, or when the connection ends first.
         """
 
     @abstractmethod

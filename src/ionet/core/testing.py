@@ -174,10 +174,12 @@ class FakeTransport(Transport):
 
     def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
         if self.closed:
+            file.close()
             return
         self.files.append((file, offset, count))
         file.seek(offset)
         self.chunks.append(file.read() if count is None else file.read(count))
+        file.close()  # the transport owns the file, as a real one does
 
     def pause_reading(self) -> None:
         self.reading = False

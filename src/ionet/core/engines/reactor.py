@@ -378,6 +378,7 @@ class SocketTransport(Transport, Handler):
         self.closing = False  # close() called: flush, then close
         self.closed = False
         self.writing_paused = False  # protocol told to pause_writing
+        self.eof = False  # the peer half-closed
         self.heard_from_peer = False
         self.last_activity = engine.clock()
         self._events = READ
@@ -437,6 +438,7 @@ class SocketTransport(Transport, Handler):
     def _eof_received(self) -> None:
         self._set_events(self._events & ~READ)
         self.reading = False
+        self.eof = True  # resume_reading must not ask for a second EOF
         try:
             keep_open = self.protocol.eof_received()
         except Exception as exc:
@@ -473,11 +475,16 @@ class SocketTransport(Transport, Handler):
 
     def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
         if self.closing or self.closed:
+            file.close()
             return
-        region = file_region(file, offset, count)
-        if region.remaining:
-            self.buffer.append_file(region)
-            self._set_events(self._events | WRITE)
+        was_empty = not self.buffer
+        self.buffer.append_file(file_region(file, offset, count))
+        if was_empty and self.buffer:
+            # As write() does: try at once; most small files go out in one
+            # call, and then cost no poller change and no extra loop turn.
+            self.handle_write()
+            if self.buffer and not self.closed:
+                self._set_events(self._events | WRITE)
 
     def _check_high_water(self) -> None:
         if not self.writing_paused and self.buffer.size > self.engine.limits.high_water:
@@ -493,7 +500,7 @@ class SocketTransport(Transport, Handler):
             self._set_events(self._events & ~READ)
 
     def resume_reading(self) -> None:
-        if not self.reading and not self.closing and not self.closed:
+        if not self.reading and not self.closing and not self.closed and not self.eof:
             self.reading = True
             self._set_events(self._events | READ)
 

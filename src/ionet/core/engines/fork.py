@@ -1,0 +1,243 @@
+"""The fork engine: a process per connection.
+
+The parent process accepts; for each connection it calls ``os.fork()``, and
+the child serves that one connection with the blocking driver
+(``blocking.py``), then exits::
+
+    parent                                      child (one per connection)
+    ------                                      --------------------------
+    while not stopped:                          close the listeners and the stop pipe
+        select(listeners + UDP + stop pipe)     SIGINT ignored, SIGTERM default
+        reap dead children: waitpid(WNOHANG)    serve the connection to its end
+        UDP readable -> answer datagrams        os._exit(0)   (always, in a finally)
+        accept; over max_connections? busy_reply
+        else fork ------------------------->
+        close the parent's copy of the socket
+
+Like CPython's ``socketserver.ForkingMixIn``, whose habits this follows:
+
+* a child never returns into the parent's code: ``os._exit`` in a
+  ``finally``, so no parent cleanup (atexit, flushing buffers) runs twice;
+* every child is reaped with ``waitpid(-1, WNOHANG)`` after each wakeup, or
+  it stays a zombie holding a process-table slot.  A SIGCHLD handler makes
+  the kernel's "a child died" wake the parent's ``select`` through the stop
+  pipe (the same trick as ``supervisor.py``); a periodic timeout backs it up.
+  ``waitpid(-1)`` collects *any* child, so the engine must own this process's
+  children: do not run it next to other code that waits for its own children;
+* the number of children is capped (``max_connections``); beyond, refuse.
+
+What it costs: a ``fork`` per connection (copying page tables: a fraction
+of a millisecond for a small Python process, more for a big one) and a
+process per open connection.  What it gives: isolation.  A protocol that
+crashes, leaks or blocks harms only its own process, and CPU-bound work runs
+in parallel, free of the GIL.  What it cannot do: share memory.  Each child
+has its own copy of everything, so a chat room cannot broadcast between
+connections; shared state must live outside (a database, Redis).
+
+UDP listeners are served by the parent itself, between accepts: one
+protocol object per socket, as on the other engines.
+
+Stopping: the parent stops accepting and sets a ``ShutdownNotice`` whose pipe
+every child inherited, so each child's protocol hears ``server_stopping()``
+and gets ``Limits.shutdown_timeout`` before it aborts itself.  The parent
+waits (reaping) until the deadline, then sends SIGTERM to what is left, and
+SIGKILL after a short grace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from ionet.core.config import Endpoint
+from ionet.core.engines.base import ACCEPT_BACKOFF, Engine
+from ionet.core.engines.blocking import (
+    ACCEPTS_PER_WAKEUP,
+    BlockingDatagramTransport,
+    BlockingTransport,
+    ShutdownNotice,
+    accept_one,
+    refuse,
+)
+from ionet.core.listeners import Listener
+from ionet.core.stop import StopSignal
+
+log = logging.getLogger("ionet.engine")
+
+#: The parent looks for dead children at least this often (seconds), in
+#: case SIGCHLD could not be routed to its select (not the main thread).
+REAP_INTERVAL = 1.0
+#: After SIGTERM at the deadline, how long children get before SIGKILL.
+KILL_GRACE = 2.0
+
+
+def _on_sigchld(signum: int, frame: FrameType | None) -> None:
+    """Does nothing: having a Python handler is what makes the C handler
+    write to the wakeup fd (the stop pipe), which wakes our select."""
+
+
+class ForkEngine(Engine):
+    """Accept in the parent; serve each connection in a forked child."""
+
+    name = "fork"
+
+    def run(self, listeners: list[Listener], stop: StopSignal) -> None:
+        self.children: dict[int, float] = {}  # pid -> when it was forked
+        self._listeners = listeners
+        self._stop = stop
+        self._notice = ShutdownNotice()
+        streams = {listener.sock.fileno(): listener for listener in listeners
+                   if listener.kind == "tcp"}
+        datagrams = {listener.sock.fileno(): BlockingDatagramTransport(listener, self.name)
+                     for listener in listeners if listener.kind == "udp"}
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous: Any = signal.signal(signal.SIGCHLD, _on_sigchld) if in_main_thread else None
+        try:
+            for datagram in datagrams.values():
+                datagram.start()
+            self._serve_until_stopped(streams, datagrams, stop)
+        finally:
+            for listener in streams.values():
+                listener.close()
+            for datagram in datagrams.values():
+                datagram.notify_stopping()
+                datagram.close()
+            self._notice.set()
+            self._stop_children()
+            self._notice.close()
+            if in_main_thread:
+                signal.signal(signal.SIGCHLD, previous if previous is not None else signal.SIG_DFL)
+
+    def _serve_until_stopped(self, streams: dict[int, Listener],
+                             datagrams: dict[int, BlockingDatagramTransport],
+                             stop: StopSignal) -> None:
+        accept_again = 0.0  # after EMFILE, leave the listeners alone until then
+        while not stop.is_set():
+            delays = [REAP_INTERVAL]
+            delays += [d for d in (t.next_delay() for t in datagrams.values()) if d is not None]
+            watched = [stop.fileno(), *datagrams]
+            if time.monotonic() >= accept_again:
+                watched += streams
+            else:
+                delays.append(accept_again - time.monotonic())
+            # Descriptors made at start-up are small: select's FD_SETSIZE is no limit here.
+            readable, _, _ = select.select(watched, [], [], max(0.0, min(delays)))
+            if stop.fileno() in readable:
+                stop.drain()  # a stop, or SIGCHLD's byte
+            self._reap()
+            if stop.is_set():
+                break
+            for fd, datagram in datagrams.items():
+                if fd in readable:
+                    datagram.handle_readable()
+                datagram.run_timers()
+            for fd in readable:
+                if fd not in streams:
+                    continue
+                for _ in range(ACCEPTS_PER_WAKEUP):
+                    try:
+                        sock = accept_one(streams[fd])
+                    except OSError as exc:
+                        log.warning("accept failed (%s); retrying in %.1fs", exc, ACCEPT_BACKOFF)
+                        accept_again = time.monotonic() + ACCEPT_BACKOFF
+                        break
+                    if sock is None:
+                        break
+                    self._fork(sock, streams[fd].endpoint)
+
+    def _fork(self, sock: socket.socket, endpoint: Endpoint) -> None:
+        """Refuse the connection, or fork a child to serve it."""
+        if len(self.children) >= self.limits.max_connections:
+            self._reap()  # some may have ended since the last wakeup
+            if len(self.children) >= self.limits.max_connections:
+                refuse(sock, endpoint.busy_reply)
+                return
+        try:
+            pid = os.fork()
+        except OSError as exc:  # EAGAIN: the process limit; ENOMEM
+            log.warning("refusing a connection: fork failed: %s", exc)
+            refuse(sock, endpoint.busy_reply)
+            return
+        if pid == 0:
+            self._child_main(sock, endpoint)  # never returns
+        self.children[pid] = time.monotonic()
+        sock.close()  # the child has its own copy; ours would keep the connection open
+
+    def _child_main(self, sock: socket.socket, endpoint: Endpoint) -> None:
+        """The child: serve one connection, then exit without returning."""
+        status = 1
+        try:
+            # The parent decides when to stop: Ctrl-C in a terminal reaches the
+            # whole process group, and the parent's graceful shutdown covers
+            # us; SIGTERM from the parent (at its deadline) ends us at once.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self._stop.close()  # our copy of the parent's pipe (and its wakeup fd)
+            for listener in self._listeners:
+                listener.close()
+            transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
+                                          ssl_context=endpoint.ssl, stopping=self._notice)
+            transport.serve_connection()
+            status = 0
+        except BaseException:
+            log.exception("the connection's process failed")
+        finally:
+            os._exit(status)
+
+    def _reap(self) -> None:
+        """Collect every child that has ended, without waiting."""
+        while self.children:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:  # no children at all
+                self.children.clear()
+                return
+            if pid == 0:  # children remain, none has ended
+                return
+            self.children.pop(pid, None)
+
+    def _stop_children(self) -> None:
+        """Let the children finish until the deadline, then end them."""
+        self._reap()
+        if not self.children:
+            return
+        log.info("shutting down: %d connection(s) open", len(self.children))
+        deadline = time.monotonic() + self.limits.shutdown_timeout
+        self._wait_for_children(deadline)
+        if not self.children:
+            return
+        log.warning("shutdown deadline passed: closing %d connection(s)", len(self.children))
+        self._signal_children(signal.SIGTERM)
+        self._wait_for_children(time.monotonic() + KILL_GRACE)
+        if self.children:
+            log.warning("%d connection process(es) ignored SIGTERM; killing them", len(self.children))
+            self._signal_children(signal.SIGKILL)
+            for pid in list(self.children):
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+            self.children.clear()
+
+    def _wait_for_children(self, deadline: float) -> None:
+        while self.children and time.monotonic() < deadline:
+            # SIGCHLD writes to the stop pipe and wakes this select early.
+            select.select([self._stop.fileno()], [], [],
+                          max(0.0, min(0.05, deadline - time.monotonic())))
+            self._stop.drain()
+            self._reap()
+
+    def _signal_children(self, signum: int) -> None:
+        for pid in self.children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,219 @@
+"""The gevent engine: a greenlet per connection on gevent's hub.
+
+A greenlet is a thread of control that the program switches itself, not the
+kernel: thousands fit in one OS thread, each costs a few kilobytes, and they
+switch only where they would block.  gevent's *hub* is an event loop (libev
+or libuv) in a greenlet of its own; when a greenlet calls ``sock.recv`` on
+a gevent socket and there is nothing to read, it registers interest with the
+hub and switches to it, and the hub switches back once the socket is ready::
+
+    StreamServer (in the hub)             one greenlet per connection
+    -------------------------             ---------------------------
+    listener readable -> accept           the blocking driver (blocking.py):
+    spawn handle(sock) -----------------> poll -> recv -> data_received -> send
+                                          each "blocking" call yields to the hub
+
+So the code is the thread engine's, line for line, and the cost is the
+reactor's: one OS thread, no locks contended, cheap idle connections.
+
+``monkey.patch_all()`` at the start of ``run`` swaps the blocking pieces of the
+standard library (socket, ssl, select, time.sleep, threading, ...) for
+cooperative ones.  That is what makes the shared driver cooperative, and
+also what lets the libraries services use (PyMySQL, redis, ``time.sleep``)
+yield to the hub instead of freezing every greenlet.  gevent asks to patch
+before anything else is imported; ``ionet`` runs each server in a process of
+its own, and patches there before any socket is used, so patching late is
+safe here.  The one object made before patching that matters is the TLS
+context: its ``wrap_socket`` would build a *blocking* ``ssl.SSLSocket``, so
+TLS connections are wrapped with gevent's ``SSLSocket`` explicitly.
+
+What it cannot do: C code that blocks without going through a patched
+Python call (sqlite3, a CPU-bound loop, a C database driver) blocks the whole
+hub.  ``run_in_worker`` therefore sends work to gevent's pool of real threads
+(``hub.threadpool``), and the greenlet waits there cooperatively.  As in any
+single-threaded engine, CPU-bound work gets one core (``--workers`` adds more).
+
+Like the other engines, past ``max_connections`` a connection is refused at
+once with the endpoint's ``busy_reply``.  (``StreamServer(spawn=Pool(n))``
+would instead leave extra connections waiting, unanswered, in the backlog.)
+Stopping: the listeners close, a ``ShutdownNotice`` wakes every connection
+greenlet, which calls ``server_stopping()``, and the engine waits for them
+up to ``Limits.shutdown_timeout`` before aborting the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from functools import partial
+from typing import Any, Callable
+
+import gevent  # ImportError(name="gevent") when missing: the registry names the extra
+from gevent import monkey
+from gevent.greenlet import Greenlet
+from gevent.hub import Hub, Waiter
+from gevent.server import StreamServer
+
+from ionet.core.config import Endpoint
+from ionet.core.engines.base import Engine, peer_label
+from ionet.core.engines.blocking import (
+    BlockingTransport,
+    ShutdownNotice,
+    refuse,
+    serve_datagrams,
+)
+from ionet.core.listeners import Listener
+from ionet.core.protocol import Outcome
+from ionet.core.stop import StopSignal
+
+log = logging.getLogger("ionet.engine")
+
+#: The event mask of an io watcher that waits for "readable" (libev's EV_READ).
+READ = 1
+
+#: After aborting the connections left at the deadline, how long to wait for
+#: their greenlets before killing them (seconds).
+ABORT_GRACE = 5.0
+
+
+def _capture(func: Callable[[], Any]) -> Outcome[Any]:
+    """Run in a pool thread: return the result or the exception as a value
+    (gevent's pool would print a traceback for an exception it carries)."""
+    try:
+        return Outcome(func())
+    except Exception as exc:
+        return Outcome(None, exc)
+
+
+def _waiter_on(hub: Hub) -> Callable[[list[int], float | None], set[int]]:
+    """``blocking.wait_readable`` for greenlets, asking the hub directly.
+
+    The patched ``select.poll`` would work too, but builds a result object,
+    an event and a timeout per call; this is one io watcher per descriptor and
+    a timer, each switching back to this greenlet through one ``Waiter``.  It
+    made the echo round trip ~1.5x faster.
+    """
+    loop = hub.loop
+
+    def wait_readable(fds: list[int], timeout: float | None) -> set[int]:
+        waiter = Waiter(hub)
+        watchers = [loop.io(fd, READ) for fd in fds]
+        for fd, watcher in zip(fds, watchers):
+            watcher.start(waiter.switch, fd)
+        timer = loop.timer(max(0.0, timeout)) if timeout is not None else None
+        if timer is not None:
+            timer.start(waiter.switch, None)
+        try:
+            fd = waiter.get()  # to the hub, until a watcher or the timer fires
+        finally:
+            for watcher in watchers:
+                watcher.stop()
+                watcher.close()
+            if timer is not None:
+                timer.stop()
+                timer.close()
+        return set() if fd is None else {fd}
+
+    return wait_readable
+
+
+def _wrap_tls(sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+    """A cooperative server-side TLS socket, even for a context made before patching."""
+    import gevent.ssl
+
+    tls: ssl.SSLSocket = gevent.ssl.SSLSocket(sock=sock, server_side=True,
+                                              do_handshake_on_connect=False, _context=context)
+    return tls
+
+
+class GeventEngine(Engine):
+    """Greenlets on gevent's hub, each running the blocking driver."""
+
+    name = "gevent"
+
+    def run(self, listeners: list[Listener], stop: StopSignal) -> None:
+        monkey.patch_all()
+        hub = gevent.get_hub()
+        hub.threadpool.maxsize = self.limits.worker_threads
+        self._run_blocking: Callable[[Callable[[], Any]], Any] = (
+            lambda func: hub.threadpool.apply(_capture, (func,)).unwrap())
+        self._wait = _waiter_on(hub)
+        self._notice = ShutdownNotice()
+        self._live: dict[BlockingTransport, Greenlet] = {}
+        servers = [StreamServer(listener.sock, partial(self._handle, listener.endpoint))
+                   for listener in listeners if listener.kind == "tcp"]
+        datagram_greenlets = [
+            gevent.spawn(serve_datagrams, listener, self._notice, self.name, self._run_blocking,
+                         self._wait)
+            for listener in listeners if listener.kind == "udp"
+        ]
+        try:
+            for server in servers:
+                server.start()
+            self._wait_for_stop(stop)
+        finally:
+            for server in servers:
+                server.close()  # stop accepting; close the listening socket
+            for listener in listeners:
+                if listener.kind == "tcp":
+                    listener.close()
+            self._notice.set()  # wakes every connection and UDP greenlet
+            self._finish_connections()
+            gevent.joinall(datagram_greenlets, timeout=ABORT_GRACE)
+            gevent.killall(datagram_greenlets, timeout=1)
+            self._notice.close()
+
+    @staticmethod
+    def _wait_for_stop(stop: StopSignal) -> None:
+        """Sleep (cooperatively) until SIGINT/SIGTERM or ``StopSignal.set()``.
+
+        Signals reach us through the stop pipe: ``serve()`` made the C-level
+        signal handler write to it (``signal.set_wakeup_fd``), so the hub sees
+        the pipe readable however busy the greenlets are.
+        """
+        from gevent.socket import wait_read
+
+        while not stop.is_set():
+            wait_read(stop.fileno())
+            stop.drain()
+
+    def _handle(self, endpoint: Endpoint, sock: socket.socket, address: Any) -> None:
+        """One connection's greenlet (spawned by the StreamServer)."""
+        if len(self._live) >= self.limits.max_connections:
+            refuse(sock, endpoint.busy_reply)
+            return
+        try:
+            transport = BlockingTransport(
+                sock, endpoint.factory(), self.limits, engine=self.name, ssl_context=endpoint.ssl,
+                stopping=self._notice, run_blocking=self._run_blocking, wrap_tls=_wrap_tls,
+                wait=self._wait)
+        except Exception:
+            log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
+            sock.close()
+            return
+        self._live[transport] = gevent.getcurrent()  # type: ignore[assignment]
+        try:
+            transport.serve_connection()
+        finally:
+            del self._live[transport]
+
+    def _finish_connections(self) -> None:
+        live = dict(self._live)
+        if not live:
+            return
+        log.info("shutting down: %d connection(s) open", len(live))
+        for transport in live:
+            transport.notify_stopping()  # wakes those that are not reading
+        gevent.joinall(list(live.values()), timeout=self.limits.shutdown_timeout)
+        left = {t: g for t, g in live.items() if not g.dead}
+        if not left:
+            return
+        log.warning("shutdown deadline passed: closing %d connection(s)", len(left))
+        for transport in left:
+            transport.abort()
+        gevent.joinall(list(left.values()), timeout=ABORT_GRACE)
+        stuck = [g for g in left.values() if not g.dead]
+        if stuck:
+            log.error("%d connection greenlet(s) did not end; killing them", len(stuck))
+            gevent.killall(stuck, timeout=1)

@@ -1,0 +1,110 @@
+"""The iterative engine: one connection at a time, in the main thread.
+
+This is the course's first server, the loop server::
+
+    while not stopped:
+        wait (select) until a listener, a UDP socket or the stop pipe is readable
+        UDP socket readable  -> read its datagrams, answer them
+        listener readable    -> accept ONE connection and serve it to its end
+                                (recv, react, send ... until it closes)
+
+How it behaves: while one client is served, the next ones wait in the
+listening socket's backlog (the kernel completes their TCP handshakes and
+queues them, up to ``listeners.BACKLOG``); they are accepted one by one as
+each conversation ends.  So ``max_connections`` is 1 in effect, and nobody is
+refused: waiting in the backlog *is* the model.  Datagrams are answered
+between connections (the kernel buffers them meanwhile, and drops them when
+that buffer is full, as UDP may).
+
+Its costs: one slow or idle client (a keep-alive HTTP connection, a chat
+member) stalls every other client until it closes or times out, so the idle
+and first-bytes timeouts matter more here than anywhere.  A TLS handshake, too,
+runs in the one thread.  It is the baseline the other engines are measured
+against, and the easiest server to reason about: there is never a second
+thread of control, so nothing can race.
+
+Stopping: the connection being served watches the stop pipe too (see
+``blocking.py``); on SIGINT/SIGTERM its protocol hears ``server_stopping()``
+and gets ``Limits.shutdown_timeout`` to finish before it is aborted; then the
+loop ends without accepting anything more.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import time
+
+from ionet.core.config import Endpoint
+from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, peer_label
+from ionet.core.engines.blocking import BlockingDatagramTransport, BlockingTransport, accept_one
+from ionet.core.listeners import Listener
+from ionet.core.stop import StopSignal
+
+log = logging.getLogger("ionet.engine")
+
+
+class IterativeEngine(Engine):
+    """Serve connections one after another, in the calling thread."""
+
+    name = "iterative"
+
+    def run(self, listeners: list[Listener], stop: StopSignal) -> None:
+        streams = {listener.sock.fileno(): listener for listener in listeners
+                   if listener.kind == "tcp"}
+        datagrams = {listener.sock.fileno(): BlockingDatagramTransport(listener, self.name)
+                     for listener in listeners if listener.kind == "udp"}
+        for datagram in datagrams.values():
+            datagram.start()
+        accept_again = 0.0  # after EMFILE, leave the listeners alone until then
+        try:
+            while not stop.is_set():
+                delays = [d for d in (t.next_delay() for t in datagrams.values()) if d is not None]
+                watched = [stop.fileno(), *datagrams]
+                if time.monotonic() >= accept_again:
+                    watched += streams
+                else:
+                    delays.append(accept_again - time.monotonic())
+                # The listeners and UDP sockets were made at start-up, so
+                # their descriptors are small: select's FD_SETSIZE is no limit here.
+                readable, _, _ = select.select(watched, [], [], min(delays, default=None))
+                if stop.fileno() in readable:
+                    stop.drain()
+                    continue
+                for fd, datagram in datagrams.items():
+                    if fd in readable:
+                        datagram.handle_readable()
+                    datagram.run_timers()
+                for fd in readable:
+                    if fd in streams:
+                        try:
+                            sock = accept_one(streams[fd])
+                        except OSError as exc:
+                            log.warning("accept failed (%s); retrying in %.1fs", exc, ACCEPT_BACKOFF)
+                            accept_again = time.monotonic() + ACCEPT_BACKOFF
+                            break
+                        if sock is not None:
+                            self._serve(sock, streams[fd].endpoint, stop)
+                        # One connection per turn, then select again: the stop
+                        # pipe and the UDP sockets get their turn in between.
+                        break
+        finally:
+            if stop.is_set():
+                log.info("shutting down")
+            for listener in streams.values():
+                listener.close()
+            for datagram in datagrams.values():
+                datagram.notify_stopping()
+                datagram.close()
+
+    def _serve(self, sock: socket.socket, endpoint: Endpoint, stop: StopSignal) -> None:
+        """Serve one connection to its end (or to the shutdown deadline)."""
+        try:
+            transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
+                                          ssl_context=endpoint.ssl, stopping=stop)
+        except Exception:
+            log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
+            sock.close()
+            return
+        transport.serve_connection()
