@@ -7,10 +7,13 @@ course's first servers did, top to bottom::
 
     connection_made
     loop:
-        wait until the socket is readable, or until the next deadline
-            (a call_later timer, the idle / first-bytes timeout, the shutdown deadline)
+        wait until the socket is readable, the waker is poked, or the next
+            deadline (a call_later timer, the idle / first-bytes timeout, the
+            shutdown deadline)
         readable  -> recv -> data_received    (b"": eof_received, then close
                                                unless it returns True)
+        poked     -> run what other threads queued (call_soon_threadsafe),
+                     notice close / resume_reading / a stopping server
         deadline  -> run the due timers, or close the idle connection
     connection_lost                           (exactly once)
 
@@ -20,34 +23,42 @@ high-water mark and no ``pause_writing``: a peer that reads slowly just slows
 down whoever writes to it.  Simple code is the model's charm; a thread of
 control per connection, idle or not, is its cost.
 
-Why wait with ``poll`` before ``recv`` instead of ``settimeout`` + ``recv``:
-a socket has one timeout for all its operations, and other threads write to
-this socket (a chat room broadcasting); a 5 ms timeout set for the next timer
-would make their sends fail.  So the socket keeps one fixed timeout, the idle
-timeout, bounding how long a send may make no progress, and the wait for
-input is a ``poll`` on the socket plus a stop watch (``ShutdownNotice``, or
-the server's ``StopSignal`` itself), so that a stopping server reaches each
-protocol in its own thread.  Another thread wakes a connection blocked in that
-``poll`` with ``shutdown()`` on its socket: the kernel then reports it readable
-(``close``) or broken (``abort``).
+Why ``poll`` before ``recv`` rather than ``settimeout`` + ``recv``: a socket
+has one timeout for all its operations, and other threads write to this
+socket (a chat room broadcasting); a 5 ms timeout set for the next timer
+would make their sends fail.  So the wait for input is a ``poll`` on the
+socket plus a :class:`Waker` (an eventfd) that other threads poke, so that
+nothing a protocol asks of another connection ever runs in the wrong thread.
+Sends get one fixed limit, the idle timeout, as the kernel's own
+``SO_SNDTIMEO``: a send that makes no progress that long fails.  (Python's
+``settimeout`` would do it by a ``poll`` before every send and recv, and on
+the thread engine each extra system call is one more hand-over of the GIL:
+it halved the echo rate.  TLS sockets and gevent's do use ``settimeout``.)
 
-Under gevent, ``select.poll``, the sockets and the locks are gevent's
-(monkey-patched), so this same code yields to the hub instead of blocking.
+Under gevent the sockets, locks and threads are gevent's (monkey-patched) and
+the engine passes its own ``wait``, so this same code yields to the hub.
+This module is longer than an engine's page because four engines share it:
+the stream transport, data connections (FTP), the UDP driver, and
+:class:`Connections`, the set an engine stops gracefully.
 """
 
 from __future__ import annotations
 
 import _socket
 import collections
+import errno
 import logging
 import math
 import os
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
-from typing import IO, Any, Callable, Protocol as TypingProtocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import IO, Any, TypeVar, Union
 
 from ionet.core.buffer import SEND_CHUNK, SENDFILE_CHUNK, file_region
 from ionet.core.config import Limits
@@ -59,53 +70,47 @@ from ionet.core.engines.base import (
     tune_accepted,
 )
 from ionet.core.listeners import Listener
-from ionet.core.protocol import DatagramProtocol, DatagramTransport, Outcome, TimerHandle, Transport
+from ionet.core.protocol import (
+    DataChannel,
+    DatagramProtocol,
+    DatagramTransport,
+    Outcome,
+    Protocol,
+    TimerHandle,
+    Transport,
+)
+from ionet.core.stop import StopSignal
 from ionet.core.timers import Clock, TimerQueue
 
 log = logging.getLogger("ionet.engine")
 T = TypeVar("T")
 
-#: How often a connection that is not reading (paused, or kept open after
-#: EOF) looks at the stop watch when nothing else wakes it (seconds).
-PAUSED_STOP_CHECK = 1.0
 #: Connections accepted each time a listener is readable, before looking at
 #: the stop pipe again.
 ACCEPTS_PER_WAKEUP = 64
 #: Datagrams read each time a UDP socket is readable.
 DATAGRAMS_PER_WAKEUP = 64
-
-#: The real ``select.poll``, kept before gevent may patch it: a zero-timeout
-#: check never blocks, and gevent's poll cannot answer one reliably.
-_REAL_POLL = select.poll
+#: After aborting the connections left at the shutdown deadline, how long
+#: to wait for their threads to notice (seconds).
+ABORT_GRACE = 5.0
 
 RunBlocking = Callable[[Callable[[], Any]], Any]
 #: ``wait(fds, timeout)``: block until some of ``fds`` are readable or
 #: ``timeout`` seconds pass (None: no limit); return the readable ones.
-Wait = Callable[[list[int], "float | None"], set[int]]
+Wait = Callable[[list[int], float | None], set[int]]
 WrapTLS = Callable[[socket.socket, ssl.SSLContext], ssl.SSLSocket]
-
-
-class StopWatch(TypingProtocol):
-    """What a connection watches to learn that the server is stopping.
-
-    ``fileno()`` becomes readable; ``drain()`` consumes what it can; then
-    ``is_set()`` says whether it was a stop.  Both :class:`ShutdownNotice` and
-    :class:`~ionet.core.stop.StopSignal` fit.
-    """
-
-    def fileno(self) -> int: ...
-
-    def drain(self) -> object: ...
-
-    def is_set(self) -> bool: ...
+#: ``spawn(transport)``: serve a new connection concurrently; False if it cannot.
+Spawn = Callable[["BlockingTransport"], bool]
+#: What a connection may watch to learn that the server stops: ``fileno()``
+#: turns readable, ``drain()`` takes what it can, ``is_set()`` says if it was a stop.
+Stopping = Union["ShutdownNotice", StopSignal]
 
 
 class ShutdownNotice:
-    """A latch that every connection of an engine watches: one pipe, never drained.
+    """A stop that every forked child can see: one pipe, never drained.
 
     ``set()`` writes one byte and nobody reads it, so the pipe stays readable
-    for every thread, greenlet and forked child that polls it: one write
-    wakes them all, each in its own thread of control.
+    for every process that polls it; one write reaches all of them.
     """
 
     def __init__(self) -> None:
@@ -122,10 +127,7 @@ class ShutdownNotice:
             os.write(self._write_fd, b"!")
 
     def drain(self) -> None:
-        # Nothing to consume (other watchers need the byte); a forked child
-        # learns of the stop only from the pipe, as its copy of the flag is stale.
-        if not self._set and readable_now(self._read_fd):
-            self._set = True
+        self._set = True  # readable means set (a forked child's flag is a stale copy)
 
     def is_set(self) -> bool:
         return self._set
@@ -135,24 +137,53 @@ class ShutdownNotice:
         os.close(self._write_fd)
 
 
-def wait_readable(fds: list[int], timeout: float | None) -> set[int]:
-    """Wait up to ``timeout`` seconds (None: forever) until one of ``fds`` is readable.
+class Waker:
+    """Lets another thread wake a connection's thread out of its ``poll``.
 
-    ``select.poll`` is looked up at each call, so that under gevent it is the
-    cooperative one; poll, unlike select, has no FD_SETSIZE limit.
+    An eventfd: one descriptor holding a counter; ``wake`` adds to it (the
+    descriptor turns readable), ``drain`` reads it back to zero.  Where there
+    is no eventfd (off Linux), a pipe does the same with two descriptors.
+    """
+
+    def __init__(self) -> None:
+        if hasattr(os, "eventfd"):
+            self._read_fd = self._write_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:
+            self._read_fd, self._write_fd = os.pipe()
+            os.set_blocking(self._read_fd, False)
+            os.set_blocking(self._write_fd, False)
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def wake(self) -> None:
+        try:
+            os.write(self._write_fd, (1).to_bytes(8, sys.byteorder))  # eventfd wants 8 bytes
+        except BlockingIOError:
+            pass  # already readable: a wakeup is pending
+
+    def drain(self) -> None:
+        try:
+            os.read(self._read_fd, 4096)
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        os.close(self._read_fd)
+        if self._write_fd != self._read_fd:
+            os.close(self._write_fd)
+
+
+def wait_readable(fds: list[int], timeout: float | None) -> set[int]:
+    """Wait up to ``timeout`` seconds (None: forever) until some of ``fds`` are readable.
+
+    ``poll``, unlike ``select``, has no FD_SETSIZE limit on descriptor numbers.
     """
     poller = select.poll()
     for fd in fds:
         poller.register(fd, select.POLLIN)
     millis = None if timeout is None else max(0, math.ceil(timeout * 1000))
     return {fd for fd, _mask in poller.poll(millis)}
-
-
-def readable_now(fd: int) -> bool:
-    """True if ``fd`` is readable at this instant (never waits)."""
-    poller = _REAL_POLL()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
 
 
 def accept_one(listener: Listener) -> socket.socket | None:
@@ -189,11 +220,14 @@ def refuse(sock: socket.socket, reply: bytes) -> None:
 def _shutdown_fd(fd: int, how: int) -> None:
     """``shutdown(how)`` on the connection behind ``fd``.
 
-    Done through a throwaway socket object over the same descriptor, because
+    Through a throwaway socket object over the same descriptor, because
     ``SSLSocket.shutdown`` would also drop its TLS state under the feet of the
     thread using it; the kernel's shutdown acts on the connection itself.
     """
-    probe = _socket.socket(fileno=fd)
+    try:
+        probe = _socket.socket(fileno=fd)
+    except OSError:
+        return
     try:
         probe.shutdown(how)
     except OSError:
@@ -206,15 +240,32 @@ def _call_inline(func: Callable[[], T]) -> T:
     return func()
 
 
-class BlockingTransport(Transport):
-    """One accepted connection, served to its end by :meth:`serve_connection`.
+def _wrap_tls(sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+    return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
 
-    Protocol callbacks, timers and worker callbacks all run in the thread of
+
+def _outcome(run_blocking: RunBlocking, func: Callable[[], T]) -> Outcome[T]:
+    try:
+        return Outcome(run_blocking(func))
+    except Exception as exc:  # any failure of the work is its result, for the callback
+        return Outcome(None, exc)
+
+
+def _spawn_thread(transport: BlockingTransport) -> bool:
+    """The default ``spawn``: a thread nobody tracks."""
+    threading.Thread(target=transport.serve_connection, name=f"ionet-{transport.label}").start()
+    return True
+
+
+class BlockingTransport(Transport):
+    """One connection, served to its end by :meth:`serve_connection`.
+
+    Protocol callbacks, timers and queued calls all run in the thread of
     control that calls ``serve_connection``.  ``write``, ``sendfile``,
-    ``close``, ``abort``, ``pause_reading``/``resume_reading`` and
-    ``notify_stopping`` may also be called from other threads; ``call_later``
-    and ``run_in_worker`` belong to the protocol's own thread, as the contract
-    says.
+    ``close``, ``abort``, ``pause_reading``/``resume_reading``,
+    ``call_soon_threadsafe`` and ``notify_stopping`` may also be called from
+    other threads; ``call_later``, ``run_in_worker`` and the data-channel
+    methods belong to the protocol's own thread, as the contract says.
     """
 
     def __init__(
@@ -225,63 +276,74 @@ class BlockingTransport(Transport):
         *,
         engine: str,
         ssl_context: ssl.SSLContext | None = None,
-        stopping: StopWatch | None = None,
+        stopping: Stopping | None = None,
+        spawn: Spawn | None = None,
         run_blocking: RunBlocking | None = None,
         wrap_tls: WrapTLS | None = None,
         wait: Wait | None = None,
+        cooperative: bool = False,
         clock: Clock = time.monotonic,
     ) -> None:
         self.sock = sock
         self.protocol = protocol
         self.limits = limits
+        self.engine = engine
         self.clock = clock
         self.timers = TimerQueue(clock)
+        self.label = peer_label(sock)  # for log lines, even after the peer is gone
         self._fd = sock.fileno()
         self._context = ssl_context
-        self._wrap_tls = wrap_tls or (
-            lambda raw, ctx: ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False))
         self._stopping = stopping
+        self._spawn: Spawn = spawn or _spawn_thread
         self._run_blocking: RunBlocking = run_blocking or _call_inline
+        self._wrap_tls: WrapTLS = wrap_tls or _wrap_tls
         self._wait: Wait = wait or wait_readable
+        # gevent's sockets never block the process: they wait in the hub and
+        # honour settimeout() there, so the kernel's timeouts do not apply.
+        self._cooperative = cooperative
         self._extra: dict[str, Any] = {"socket": sock, "engine": engine}
-        self._label = peer_label(sock)  # for log lines, even after the peer is gone
         self._soon: collections.deque[Callable[[], None]] = collections.deque()
-        # _lock guards the flags below and the descriptor's life; _io_lock
+        self._from_threads: collections.deque[Callable[[], None]] = collections.deque()
+        self._listeners: dict[int, _DataListener] = {}  # open_listener sockets we watch
+        self._connectors: list[_Connector] = []  # open_connection calls under way
+        self._children: list[BlockingTransport] = []  # data connections we opened
+        # _lock guards the flags below and the descriptors' life; _io_lock
         # serialises sends (and TLS reads: one SSL object, one user at a time).
         self._lock = threading.Lock()
-        self._wakeup = threading.Condition(self._lock)
         self._io_lock = threading.Lock()
+        self._waker: Waker | None = None  # made by the serving thread, so unserved costs no fd
+        self._owner: int | None = None
         self._reading = True
         self._eof = False
-        self._closing = False  # close() or abort(): the loop ends
-        self._closed = False  # the loop ended
+        self._closing = False  # close() or abort() was called: the loop ends
+        self._closed = False  # the loop has ended
         self._fd_closed = False
-        self._made = False  # connection_made was called
+        self._made = False  # connection_made was called, so connection_lost is due
         self._stop_requested = False  # notify_stopping() from another thread
         self._stop_seen = False  # server_stopping() delivered
         self._stop_deadline: float | None = None
         self._error: BaseException | None = None
-        self._owner: int | None = None
         self.heard_from_peer = False
         self.started = self.last_activity = clock()
-        # Sends that make no progress for this long fail (None: wait forever).
-        self._send_timeout = limits.idle_timeout
 
     # -- the connection's own thread --------------------------------------
 
     def serve_connection(self) -> None:
         """Serve the connection until it closes; never raises."""
-        self._owner = threading.get_ident()
         try:
+            with self._lock:
+                self._owner = threading.get_ident()
+                self._waker = Waker()
             if self._closing:  # aborted before it started (a stopping server)
                 return
             if self._context is not None and not self._handshake():
                 return
+            self._set_send_timeout()
             self._made = True
             self._protect("connection_made", self.protocol.connection_made, self)
             self._loop()
         except Exception as exc:  # a bug here must not take the server down
-            log.exception("%s: the connection failed", self._label)
+            log.exception("%s: the connection failed", self.label)
             self._error = self._error or exc
         finally:
             self._finish()
@@ -289,32 +351,36 @@ class BlockingTransport(Transport):
     def _handshake(self) -> bool:
         """TLS: wrap and shake hands here, so a slow client delays only itself."""
         limits = self.limits
-        raw = self.sock
-        raw.settimeout(limits.first_bytes_timeout or limits.idle_timeout)
+        self.sock.settimeout(limits.first_bytes_timeout or limits.idle_timeout)
         try:
-            tls = self._wrap_tls(raw, self._context)  # type: ignore[arg-type]
-        except (OSError, ValueError) as exc:
-            log.info("%s: TLS setup failed: %s", self._label, exc)
-            return False
-        with self._lock:
-            self.sock = tls  # the same descriptor, now behind the ssl module
-            self._extra["socket"] = tls
-        try:
+            tls = self._wrap_tls(self.sock, self._context)  # type: ignore[arg-type]
+            with self._lock:
+                self.sock = self._extra["socket"] = tls  # the same descriptor, behind ssl
             tls.do_handshake()
         except (OSError, ValueError) as exc:
             if not self._closing:
-                log.info("%s: TLS handshake failed: %s", self._label, exc)
+                log.info("%s: TLS handshake failed: %s", self.label, exc)
             return False
         self._extra["ssl_object"] = tls
-        tls.settimeout(self._send_timeout)
         return True
 
+    def _set_send_timeout(self) -> None:
+        """A send that makes no progress for the idle timeout fails (TimeoutError)."""
+        timeout = self.limits.idle_timeout
+        if self._cooperative or isinstance(self.sock, ssl.SSLSocket):
+            # TLS too: on a blocking socket the ssl module retries a write that
+            # SO_SNDTIMEO interrupted, forever; its own timeout does work.
+            self.sock.settimeout(timeout)
+            return
+        self.sock.settimeout(None)  # truly blocking: one system call per send or recv
+        if timeout is not None:
+            seconds = int(timeout)
+            timeval = struct.pack("ll", seconds, int((timeout - seconds) * 1e6))
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
     def _loop(self) -> None:
-        sock = self.sock
-        tls = isinstance(sock, ssl.SSLSocket)
-        watch = self._stopping
         while True:
-            self._run_soon()
+            self._run_queued()
             if self._closing:
                 return
             if self._stop_requested and not self._stop_seen:
@@ -324,39 +390,41 @@ class BlockingTransport(Transport):
             if deadline is not None and deadline <= now:
                 self._expire()
                 return
-            timeout = self.timers.next_delay(None if deadline is None else deadline - now)
-            watching = watch is not None and not self._stop_seen
-            if self._reading and not self._eof:
-                if tls and sock.pending():  # type: ignore[attr-defined]
-                    ready = {self._fd}  # decrypted bytes the kernel cannot see
-                else:
-                    fds = [self._fd, watch.fileno()] if watching else [self._fd]  # type: ignore[union-attr]
-                    ready = self._wait(fds, timeout)
-                if watching and watch.fileno() in ready:  # type: ignore[union-attr]
-                    watch.drain()  # type: ignore[union-attr]
-                    if watch.is_set():  # type: ignore[union-attr]
-                        self._server_stopping()
-                if self._fd in ready and self._reading and not self._closing:
-                    self._read_once(tls)
-            else:
-                # Not reading: sleep until a timer is due or another thread
-                # resumes, closes or stops us.
-                if watching:
-                    timeout = min(timeout if timeout is not None else math.inf, PAUSED_STOP_CHECK)
-                with self._wakeup:
-                    if not self._closing and not (self._reading and not self._eof) \
-                            and not self._stop_requested:
-                        self._wakeup.wait(timeout)
-                if watching and readable_now(watch.fileno()):  # type: ignore[union-attr]
-                    watch.drain()  # type: ignore[union-attr]
-                    if watch.is_set():  # type: ignore[union-attr]
-                        self._server_stopping()
+            self._wait_once(self.timers.next_delay(None if deadline is None else deadline - now))
             if self.timers and not self._closing:
                 self._protect("a timer callback", self.timers.run_due)
 
-    def _read_once(self, tls: bool) -> None:
+    def _wait_once(self, timeout: float | None) -> None:
+        """Wait for input, a poke or the timeout, and handle what came."""
+        assert self._waker is not None
+        reading = self._reading and not self._eof
+        stop_fd = self._stopping.fileno() if self._stopping and not self._stop_seen else None
+        if reading and isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            ready = {self._fd}  # decrypted bytes, which the kernel cannot see
+        else:
+            fds = [self._waker.fileno(), *self._listeners]
+            if stop_fd is not None:
+                fds.append(stop_fd)
+            if reading:
+                fds.append(self._fd)
+            ready = self._wait(fds, timeout)
+        if self._waker.fileno() in ready:
+            self._waker.drain()
+        if stop_fd in ready:
+            assert self._stopping is not None
+            self._stopping.drain()
+            if self._stopping.is_set():
+                self._server_stopping()
+        for fd in ready & self._listeners.keys():
+            listener = self._listeners.get(fd)  # on_error may have closed it meanwhile
+            if listener is not None:
+                listener.accept()
+        if self._fd in ready and self._reading and not self._eof and not self._closing:
+            self._read_once()
+
+    def _read_once(self) -> None:
         try:
-            if tls:
+            if isinstance(self.sock, ssl.SSLSocket):
                 with self._io_lock:
                     data = self.sock.recv(RECV_SIZE)
             else:
@@ -369,57 +437,59 @@ class BlockingTransport(Transport):
             self._broken(exc)
             return
         if self._closing:
-            return  # closed by another thread meanwhile: its shutdown woke us
+            return  # aborted by another thread meanwhile
         if data:
             self.heard_from_peer = True
             self.last_activity = self.clock()
             self._protect("data_received", self.protocol.data_received, data)
             return
         self._eof = True
-        keep_open = self._protect("eof_received", self.protocol.eof_received)
-        if not keep_open:
+        if not self._protect("eof_received", self.protocol.eof_received):
             self.close()
 
     def _deadline(self) -> float | None:
         """When this connection must be closed if nothing happens meanwhile."""
         limits = self.limits
+        ends = [self._stop_deadline]
         if not self.heard_from_peer and limits.first_bytes_timeout is not None:
-            idle_end: float | None = self.started + limits.first_bytes_timeout
+            ends.append(self.started + limits.first_bytes_timeout)
         elif limits.idle_timeout is not None:
-            idle_end = self.last_activity + limits.idle_timeout
-        else:
-            idle_end = None
-        ends = [t for t in (idle_end, self._stop_deadline) if t is not None]
-        return min(ends) if ends else None
+            ends.append(self.last_activity + limits.idle_timeout)
+        return min((end for end in ends if end is not None), default=None)
 
     def _expire(self) -> None:
         limits = self.limits
         if self._stop_deadline is not None and self._stop_deadline <= self.clock():
-            log.info("%s: still open at the shutdown deadline; closing", self._label)
+            log.info("%s: still open at the shutdown deadline; closing", self.label)
             self.abort()
         elif not self.heard_from_peer and limits.first_bytes_timeout is not None:
-            log.info("%s: closed, no data within %.0fs", self._label, limits.first_bytes_timeout)
+            log.info("%s: closed, no data within %.0fs", self.label, limits.first_bytes_timeout)
             self.close()
         else:
-            log.info("%s: closed after %.0fs idle", self._label, limits.idle_timeout)
+            log.info("%s: closed after %.0fs idle", self.label, limits.idle_timeout)
             self.close()
 
     def _server_stopping(self) -> None:
         self._stop_seen = True
         self._stop_deadline = self.clock() + self.limits.shutdown_timeout
+        for child in self._children:
+            child.notify_stopping()  # the data connections it opened stop with it
         self._protect("server_stopping", self.protocol.server_stopping)
 
-    def _run_soon(self) -> None:
-        while self._soon and not self._closing:
-            self._soon.popleft()()
+    def _run_queued(self) -> None:
+        """Run what ``run_in_worker`` and other threads queued, in order."""
+        while (self._soon or self._from_threads) and not self._closing:
+            if self._from_threads:
+                self._protect("a call_soon_threadsafe callback", self._from_threads.popleft())
+            else:
+                self._soon.popleft()()
 
     def _protect(self, where: str, method: Callable[..., Any], *args: Any) -> Any:
-        """Call a protocol method; if it raises, log it with the peer and close."""
+        """Call protocol code; if it raises, log it with the peer and abort."""
         try:
             return method(*args)
         except Exception as exc:
-            log.error("%s: %s failed; closing the connection", self._label, where,
-                      exc_info=exc)
+            log.error("%s: %s failed; closing the connection", self.label, where, exc_info=exc)
             self._error = self._error or exc
             self.abort()
             return None
@@ -430,28 +500,38 @@ class BlockingTransport(Transport):
             if self._closed:
                 return
             self._closed = self._closing = True
-            self._wakeup.notify_all()
-        with self._io_lock:  # let a send in another thread end first
-            with self._lock:
-                if not self._fd_closed:
-                    _shutdown_fd(self._fd, socket.SHUT_RDWR)
-                    self.sock.close()
-                    self._fd_closed = True
+        for channel in [*self._listeners.values(), *self._connectors]:
+            channel.close()
+        with self._io_lock, self._lock:  # the io lock first: a send in another thread ends
+            _shutdown_fd(self._fd, socket.SHUT_RDWR)
+            self.sock.close()
+            if self._waker is not None:
+                self._waker.close()
+            self._fd_closed = True
         self._soon.clear()
+        self._from_threads.clear()
         if self._made:
             try:
                 self.protocol.connection_lost(self._error)
             except Exception:
-                log.exception("connection_lost failed")
+                log.exception("%s: connection_lost failed", self.label)
 
     def _broken(self, exc: OSError) -> None:
         """A send or recv failed: the connection is over, whoever noticed."""
-        if exc.errno not in DISCONNECTED_ERRNOS and not isinstance(exc, ssl.SSLError):
-            log.info("%s: connection error: %s", self._label, exc or type(exc).__name__)
+        if isinstance(exc, TimeoutError):  # the socket timeout: no progress (a peer not reading)
+            log.info("%s: closed, stalled for %.0fs", self.label, self.limits.idle_timeout)
+        elif exc.errno not in DISCONNECTED_ERRNOS and not isinstance(exc, ssl.SSLError):
+            log.info("%s: connection error: %s", self.label, exc)
         with self._lock:
             if self._error is None and not self._closed:
                 self._error = exc
         self.abort()
+
+    def _wake(self) -> None:
+        """Poke the serving thread if another thread calls (hold ``_lock``)."""
+        if self._waker is not None and not self._fd_closed \
+                and self._owner != threading.get_ident():
+            self._waker.wake()
 
     # -- the Transport interface ------------------------------------------
 
@@ -469,40 +549,46 @@ class BlockingTransport(Transport):
         self.last_activity = self.clock()
 
     def _send_bytes(self, view: memoryview) -> None:
-        # send(), not sendall(): since Python 3.5 sendall's timeout is the
-        # total time, and a 10 MB reply to a slow reader may take longer than
-        # the idle timeout while making progress all along.
+        # send(), not sendall(): each call may take part of the data, and
+        # the timeout is per call, so a 10 MB reply to a slow reader may take
+        # longer than the idle timeout as long as it keeps making progress.
         sock = self.sock
-        while view:
-            sent = sock.send(view[:SEND_CHUNK])
-            view = view[sent:]
+        try:
+            while view:
+                sent = sock.send(view[:SEND_CHUNK])
+                view = view[sent:]
+        except BlockingIOError:  # SO_SNDTIMEO expired
+            raise TimeoutError("timed out") from None
 
     def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
-        region = file_region(file, offset, count)
-        with self._io_lock:
-            if self._closing:
-                return
-            try:
+        try:
+            region = file_region(file, offset, count)
+            with self._io_lock:
+                if self._closing:
+                    return
                 if isinstance(self.sock, ssl.SSLSocket):
                     self._send_file_by_reading(file.fileno(), region.offset, region.remaining)
                 else:
                     self._send_file_zero_copy(file.fileno(), region.offset, region.remaining)
-            except OSError as exc:
-                self._broken(exc)
-                return
+        except OSError as exc:
+            self._broken(exc)
+            return
+        finally:
+            file.close()  # the transport owns it: sent, failed or dropped
         self.last_activity = self.clock()
 
     def _send_file_zero_copy(self, in_fd: int, offset: int, remaining: int) -> None:
-        """``os.sendfile``: the kernel copies from the page cache to the socket.
-
-        The file's own position is not used or moved, so several connections
-        may send from one open file.
-        """
+        """``os.sendfile``: the kernel copies from the page cache to the socket."""
         while remaining:
             try:
                 sent = os.sendfile(self._fd, in_fd, offset, min(remaining, SENDFILE_CHUNK))
-            except BlockingIOError:  # a socket with a timeout is non-blocking inside
-                if not self._wait_writable():
+            except BlockingIOError:
+                if not self._cooperative:  # SO_SNDTIMEO expired
+                    raise TimeoutError("timed out sending a file") from None
+                poller = select.poll()  # gevent's: the hub waits until writable
+                poller.register(self._fd, select.POLLOUT)
+                timeout = self.limits.idle_timeout
+                if not poller.poll(None if timeout is None else math.ceil(timeout * 1000)):
                     raise TimeoutError("timed out sending a file") from None
                 continue
             if sent == 0:
@@ -521,43 +607,30 @@ class BlockingTransport(Transport):
             offset += len(chunk)
             remaining -= len(chunk)
 
-    def _wait_writable(self) -> bool:
-        poller = select.poll()
-        poller.register(self._fd, select.POLLOUT)
-        timeout = self._send_timeout
-        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
-
     def pause_reading(self) -> None:
-        with self._lock:
-            self._reading = False
+        self._reading = False
 
     def resume_reading(self) -> None:
         with self._lock:
             if not self._closing and not self._reading:
                 self._reading = True
-                self._wakeup.notify_all()
+                self._wake()
 
     def is_reading(self) -> bool:
         return self._reading and not self._eof and not self._closing
 
     def close(self) -> None:
         with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-            self._wakeup.notify_all()
-            if self._owner != threading.get_ident() and not self._fd_closed:
-                # Wake the connection's thread if it waits in poll(): the
-                # kernel reports a socket shut for reading as readable.
-                _shutdown_fd(self._fd, socket.SHUT_RD)
+            if not self._closing:
+                self._closing = True
+                self._wake()
 
     def abort(self) -> None:
         with self._lock:
             self._closing = True
-            self._wakeup.notify_all()
             if not self._fd_closed:
-                # Wakes a recv, poll or send blocked in any thread.
-                _shutdown_fd(self._fd, socket.SHUT_RDWR)
+                _shutdown_fd(self._fd, socket.SHUT_RDWR)  # wakes a recv or send in any thread
+            self._wake()
 
     def is_closing(self) -> bool:
         return self._closing
@@ -574,8 +647,20 @@ class BlockingTransport(Transport):
     def get_write_buffer_size(self) -> int:
         return 0  # writes are synchronous: nothing is ever queued
 
+    def set_protocol(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Protocol:
+        return self.protocol  # type: ignore[no-any-return]
+
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         return self.timers.call_later(delay, callback)
+
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if not self._closed:
+                self._from_threads.append(callback)
+                self._wake()
 
     def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
         """Run ``func`` once the current callback returns, then ``callback``.
@@ -586,10 +671,7 @@ class BlockingTransport(Transport):
         returns at once, and the callback never runs inside the caller.
         """
         def work() -> None:
-            try:
-                outcome: Outcome[T] = Outcome(self._run_blocking(func))
-            except Exception as exc:
-                outcome = Outcome(None, exc)
+            outcome = _outcome(self._run_blocking, func)
             if not self._closing:
                 self._protect("a worker callback", callback, outcome)
 
@@ -600,7 +682,258 @@ class BlockingTransport(Transport):
         ``server_stopping()`` (safe from any thread)."""
         with self._lock:
             self._stop_requested = True
-            self._wakeup.notify_all()
+            self._wake()
+
+    # -- data connections (FTP) ---------------------------------------------
+
+    def open_listener(
+        self, factory: Callable[[], Protocol], host: str, ports: Sequence[int] = (0,),
+        accept_from: Callable[[Any], bool] | None = None, timeout: float = 30.0,
+        on_error: Callable[[BaseException], None] | None = None, ssl_context: Any = None,
+    ) -> DataChannel:
+        """Listen in this connection's own ``poll``; the connection that
+        arrives is served by a thread (greenlet) of its own."""
+        return _DataListener(self, factory, host, ports, accept_from, timeout, on_error,
+                             ssl_context)
+
+    def open_connection(
+        self, factory: Callable[[], Protocol], host: str, port: int, timeout: float = 30.0,
+        on_error: Callable[[BaseException], None] | None = None, ssl_context: Any = None,
+    ) -> DataChannel:
+        """Connect in a helper thread (``connect`` blocks); the connection is
+        then served by a thread (greenlet) of its own."""
+        return _Connector(self, factory, host, port, timeout, on_error, ssl_context)
+
+    def _start_child(self, sock: socket.socket, factory: Callable[[], Protocol],
+                     ssl_context: ssl.SSLContext | None) -> None:
+        """Serve a data connection concurrently, configured like this one."""
+        tune_accepted(sock)
+        protocol = self._protect("a data connection's factory", factory)
+        if protocol is None:
+            sock.close()
+            return
+        stopping = self._stopping if isinstance(self._stopping, ShutdownNotice) else None
+        child = BlockingTransport(
+            sock, protocol, self.limits, engine=self.engine, ssl_context=ssl_context,
+            stopping=stopping, spawn=self._spawn, run_blocking=self._run_blocking,
+            wrap_tls=self._wrap_tls, wait=self._wait, cooperative=self._cooperative,
+            clock=self.clock)
+        if self._stop_seen:
+            child.notify_stopping()
+        if not self._spawn(child):
+            sock.close()
+            return
+        self._children = [c for c in self._children if not c._closed] + [child]
+
+    def _report(self, on_error: Callable[[BaseException], None] | None,
+                exc: BaseException) -> None:
+        """Deliver a data-channel failure to this connection's protocol."""
+        if on_error is not None and not self._closing:
+            self._protect("a data channel's on_error", on_error, exc)
+
+
+class _DataListener(DataChannel):
+    """``open_listener``: a socket in its owner's wait, for ONE connection."""
+
+    def __init__(self, owner: BlockingTransport, factory: Callable[[], Protocol], host: str,
+                 ports: Sequence[int], accept_from: Callable[[Any], bool] | None,
+                 timeout: float, on_error: Callable[[BaseException], None] | None,
+                 ssl_context: ssl.SSLContext | None) -> None:
+        self.owner = owner
+        self.factory = factory
+        self.accept_from = accept_from
+        self.on_error = on_error
+        self.ssl_context = ssl_context
+        self.closed = False
+        self.sock = _bind_first(host, ports)
+        self.port = self.sock.getsockname()[1]
+        owner._listeners[self.sock.fileno()] = self
+        self._timer = owner.call_later(timeout, self._timed_out)
+
+    def accept(self) -> None:
+        try:
+            sock, addr = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close()
+            self.owner._report(self.on_error, exc)
+            return
+        if self.accept_from is not None and not self.owner._protect(
+                "accept_from", self.accept_from, addr):
+            log.warning("data connection from %s refused: not the control peer", addr)
+            sock.close()
+            return
+        self.close()
+        self.owner._start_child(sock, self.factory, self.ssl_context)
+
+    def _timed_out(self) -> None:
+        if not self.closed:
+            self.close()
+            self.owner._report(self.on_error, TimeoutError("no data connection arrived in time"))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._timer.cancel()
+            del self.owner._listeners[self.sock.fileno()]
+            self.sock.close()
+
+
+def _bind_first(host: str, ports: Sequence[int]) -> socket.socket:
+    """A non-blocking listening socket on the first port of ``ports`` that is free."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    last: OSError | None = None
+    for port in ports:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+            sock.listen(8)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(errno.EADDRINUSE, "no port to listen on")
+
+
+class _Connector(DataChannel):
+    """``open_connection``: connect in a helper thread, report in the owner's."""
+
+    def __init__(self, owner: BlockingTransport, factory: Callable[[], Protocol], host: str,
+                 port: int, timeout: float, on_error: Callable[[BaseException], None] | None,
+                 ssl_context: ssl.SSLContext | None) -> None:
+        self.owner = owner
+        self.closed = False
+        self._factory = factory
+        self._on_error = on_error
+        self._ssl_context = ssl_context
+        self._sock: socket.socket | None = None  # connected, not yet handed to the owner
+        self._lock = threading.Lock()
+        owner._connectors.append(self)
+        threading.Thread(target=self._connect, args=(host, port, timeout), daemon=True,
+                         name=f"ionet-connect-{host}:{port}").start()
+
+    def _connect(self, host: str, port: int, timeout: float) -> None:
+        """The helper thread: connect, then hand over to the owner's thread."""
+        try:
+            sock = socket.create_connection((host, port), timeout)
+        except OSError as exc:
+            error = TimeoutError("the data connection timed out") if isinstance(
+                exc, TimeoutError) else exc
+            self.owner.call_soon_threadsafe(lambda: self._finished(error))
+            return
+        with self._lock:
+            if self.closed:
+                sock.close()
+                return
+            self._sock = sock
+        self.owner.call_soon_threadsafe(lambda: self._finished(None))
+
+    def _finished(self, error: BaseException | None) -> None:
+        """In the owner's thread: serve the connection, or report the failure."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+            closed, self.closed = self.closed, True
+        self.owner._connectors.remove(self)
+        if closed:
+            return
+        if sock is not None:
+            self.owner._start_child(sock, self._factory, self._ssl_context)
+        elif error is not None:
+            self.owner._report(self._on_error, error)
+
+    def close(self) -> None:
+        """Give up; a connect under way is dropped when it completes."""
+        with self._lock:
+            self.closed = True
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+
+class Connections:
+    """The live connections of an engine that gives each its own thread (greenlet).
+
+    Each connection has a "done" event, so an engine can stop them all
+    gracefully: tell them, wait until the deadline, abort the rest.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[BlockingTransport, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def serve(self, transport: BlockingTransport) -> None:
+        """Serve ``transport`` in the calling thread, tracked meanwhile."""
+        done = threading.Event()
+        with self._lock:
+            self._done[transport] = done
+        self._run(transport, done)
+
+    def start(self, transport: BlockingTransport) -> bool:
+        """Serve ``transport`` in a new (non-daemon) thread; False if none can start."""
+        done = threading.Event()
+        with self._lock:
+            self._done[transport] = done  # counted at once, before the thread runs
+        thread = threading.Thread(target=self._run, args=(transport, done),
+                                  name=f"ionet-{transport.label}")
+        try:
+            thread.start()
+        except RuntimeError as exc:  # "can't start new thread": memory or a ulimit
+            log.warning("%s: refusing the connection: %s", transport.label, exc)
+            with self._lock:
+                del self._done[transport]
+            return False
+        return True
+
+    def _run(self, transport: BlockingTransport, done: threading.Event) -> None:
+        try:
+            transport.serve_connection()
+        finally:
+            with self._lock:
+                del self._done[transport]
+            done.set()
+
+    def wait_all(self) -> None:
+        """Wait until every connection has ended on its own."""
+        while True:
+            with self._lock:
+                pending = list(self._done.values())
+            if not pending:
+                return
+            for done in pending:
+                done.wait()
+
+    def stop_all(self, shutdown_timeout: float) -> bool:
+        """Graceful shutdown; False if a connection would not end even aborted."""
+        with self._lock:
+            live = dict(self._done)
+        if not live:
+            return True
+        log.info("shutting down: %d connection(s) open", len(live))
+        for transport in live:
+            transport.notify_stopping()
+        deadline = time.monotonic() + shutdown_timeout
+        for done in live.values():
+            done.wait(max(0.0, deadline - time.monotonic()))
+        left = [transport for transport, done in live.items() if not done.is_set()]
+        if not left:
+            return True
+        log.warning("shutdown deadline passed: closing %d connection(s)", len(left))
+        for transport in left:
+            transport.abort()
+        grace_end = time.monotonic() + ABORT_GRACE
+        for transport in left:
+            live[transport].wait(max(0.0, grace_end - time.monotonic()))
+        stuck = [t.label for t in left if not live[t].is_set()]
+        if stuck:
+            # A protocol blocked outside any socket call (a query, a sleep)
+            # cannot be interrupted; the process will wait for it at exit.
+            log.error("%d connection(s) did not end: %s", len(stuck), ", ".join(stuck))
+        return not stuck
 
 
 class BlockingDatagramTransport(DatagramTransport):
@@ -658,7 +991,8 @@ class BlockingDatagramTransport(DatagramTransport):
         try:
             method(*args)
         except Exception:
-            log.exception("udp %s: %s failed", self.listener.url(), getattr(method, "__name__", method))
+            log.exception("udp %s: %s failed", self.listener.url(),
+                          getattr(method, "__name__", method))
 
     def sendto(self, data: bytes, addr: Any) -> None:
         if self.closed:
@@ -674,11 +1008,10 @@ class BlockingDatagramTransport(DatagramTransport):
         self._call(self.protocol.server_stopping)
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.listener.close()
-        self._call(self.protocol.connection_lost, None)
+        if not self.closed:
+            self.closed = True
+            self.listener.close()
+            self._call(self.protocol.connection_lost, None)
 
     def is_closing(self) -> bool:
         return self.closed
@@ -692,17 +1025,10 @@ class BlockingDatagramTransport(DatagramTransport):
         return self.timers.call_later(delay, callback)
 
     def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
-        def work() -> None:
-            try:
-                outcome: Outcome[T] = Outcome(self._run_blocking(func))
-            except Exception as exc:
-                outcome = Outcome(None, exc)
-            self._call(callback, outcome)
-
-        self._soon.append(work)
+        self._soon.append(lambda: self._call(callback, _outcome(self._run_blocking, func)))
 
 
-def serve_datagrams(listener: Listener, stopping: StopWatch, engine: str,
+def serve_datagrams(listener: Listener, stopping: Stopping, engine: str,
                     run_blocking: RunBlocking | None = None, wait: Wait | None = None) -> None:
     """Serve one UDP listener in the calling thread until ``stopping`` is set.
 

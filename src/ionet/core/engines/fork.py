@@ -34,6 +34,17 @@ in parallel, free of the GIL.  What it cannot do: share memory.  Each child
 has its own copy of everything, so a chat room cannot broadcast between
 connections; shared state must live outside (a database, Redis).
 
+A child inherits *every* descriptor its parent had open at the fork.  That
+is why the parent closes its copy of each accepted socket at once, and the
+child its copies of the listeners; it is also why a test must not run its
+clients inside the server's own process: the next child would inherit the
+client's end of an earlier connection and keep it open, so that server never
+sees the client's EOF.
+
+A data connection that a protocol opens (FTP's ``open_listener`` /
+``open_connection``) is served by a thread in its control connection's
+process, which waits for it before exiting.
+
 UDP listeners are served by the parent itself, between accepts: one
 protocol object per socket, as on the other engines.
 
@@ -62,6 +73,7 @@ from ionet.core.engines.blocking import (
     ACCEPTS_PER_WAKEUP,
     BlockingDatagramTransport,
     BlockingTransport,
+    Connections,
     ShutdownNotice,
     accept_one,
     refuse,
@@ -183,9 +195,12 @@ class ForkEngine(Engine):
             self._stop.close()  # our copy of the parent's pipe (and its wakeup fd)
             for listener in self._listeners:
                 listener.close()
+            helpers = Connections()  # data connections the protocol opens (FTP), as threads
             transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
-                                          ssl_context=endpoint.ssl, stopping=self._notice)
+                                          ssl_context=endpoint.ssl, stopping=self._notice,
+                                          spawn=helpers.start)
             transport.serve_connection()
+            helpers.wait_all()  # exiting would kill them mid-transfer
             status = 0
         except BaseException:
             log.exception("the connection's process failed")

@@ -22,10 +22,12 @@ cooperative ones.  That is what makes the shared driver cooperative, and
 also what lets the libraries services use (PyMySQL, redis, ``time.sleep``)
 yield to the hub instead of freezing every greenlet.  gevent asks to patch
 before anything else is imported; ``ionet`` runs each server in a process of
-its own, and patches there before any socket is used, so patching late is
-safe here.  The one object made before patching that matters is the TLS
-context: its ``wrap_socket`` would build a *blocking* ``ssl.SSLSocket``, so
-TLS connections are wrapped with gevent's ``SSLSocket`` explicitly.
+its own, and patches there before any connection is accepted, so patching
+late is safe here (and emits no warning).  Two objects are made before
+patching: the listening sockets, which ``StreamServer`` takes as they are, and
+the TLS context, whose ``wrap_socket`` would build a *blocking*
+``ssl.SSLSocket``, so TLS connections are wrapped with gevent's ``SSLSocket``
+explicitly.
 
 What it cannot do: C code that blocks without going through a patched
 Python call (sqlite3, a CPU-bound loop, a C database driver) blocks the whole
@@ -36,9 +38,11 @@ single-threaded engine, CPU-bound work gets one core (``--workers`` adds more).
 Like the other engines, past ``max_connections`` a connection is refused at
 once with the endpoint's ``busy_reply``.  (``StreamServer(spawn=Pool(n))``
 would instead leave extra connections waiting, unanswered, in the backlog.)
-Stopping: the listeners close, a ``ShutdownNotice`` wakes every connection
-greenlet, which calls ``server_stopping()``, and the engine waits for them
-up to ``Limits.shutdown_timeout`` before aborting the rest.
+Stopping: the listeners close, every connection greenlet is poked (its
+waker) and calls ``server_stopping()``, and the engine waits for them up to
+``Limits.shutdown_timeout`` before aborting the rest.  Data connections that
+a protocol opens (FTP) get greenlets of their own, as every "thread" does
+once ``threading`` is patched.
 """
 
 from __future__ import annotations
@@ -46,19 +50,21 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import gevent  # ImportError(name="gevent") when missing: the registry names the extra
 from gevent import monkey
-from gevent.greenlet import Greenlet
 from gevent.hub import Hub, Waiter
 from gevent.server import StreamServer
 
 from ionet.core.config import Endpoint
-from ionet.core.engines.base import Engine, peer_label
+from ionet.core.engines.base import ACCEPT_CAPACITY_ERRNOS, Engine, peer_label
 from ionet.core.engines.blocking import (
+    ABORT_GRACE,
     BlockingTransport,
+    Connections,
     ShutdownNotice,
     refuse,
     serve_datagrams,
@@ -72,9 +78,29 @@ log = logging.getLogger("ionet.engine")
 #: The event mask of an io watcher that waits for "readable" (libev's EV_READ).
 READ = 1
 
-#: After aborting the connections left at the deadline, how long to wait for
-#: their greenlets before killing them (seconds).
-ABORT_GRACE = 5.0
+
+class _AcceptPaused(Exception):
+    """accept() ran out of descriptors; gevent pauses accepting on any exception."""
+
+
+class _StreamServer(StreamServer):
+    """gevent's StreamServer, reporting accept() failures as log lines.
+
+    When ``do_read`` (accept) raises, gevent stops accepting for a moment
+    (10 ms, doubling up to 1 s) and prints a traceback.  We keep the pause for
+    EMFILE and friends, as the other engines do, but log one line instead; an
+    exception type listed in the hub's ``NOT_ERROR`` is not printed.
+    """
+
+    def do_read(self) -> Any:
+        try:
+            return super().do_read()
+        except OSError as exc:
+            if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                log.debug("accept failed: %s", exc)
+                return None  # the peer gave up: nothing to pause for
+            log.warning("accept failed (%s); pausing", exc)
+            raise _AcceptPaused() from exc
 
 
 def _capture(func: Callable[[], Any]) -> Outcome[Any]:
@@ -82,7 +108,7 @@ def _capture(func: Callable[[], Any]) -> Outcome[Any]:
     (gevent's pool would print a traceback for an exception it carries)."""
     try:
         return Outcome(func())
-    except Exception as exc:
+    except Exception as exc:  # any failure of the work is its result, for the callback
         return Outcome(None, exc)
 
 
@@ -136,15 +162,17 @@ class GeventEngine(Engine):
         monkey.patch_all()
         hub = gevent.get_hub()
         hub.threadpool.maxsize = self.limits.worker_threads
+        hub.NOT_ERROR = (*hub.NOT_ERROR, _AcceptPaused)
         self._run_blocking: Callable[[Callable[[], Any]], Any] = (
             lambda func: hub.threadpool.apply(_capture, (func,)).unwrap())
         self._wait = _waiter_on(hub)
-        self._notice = ShutdownNotice()
-        self._live: dict[BlockingTransport, Greenlet] = {}
-        servers = [StreamServer(listener.sock, partial(self._handle, listener.endpoint))
+        # Made after patching: its locks, events and threads are gevent's.
+        self._connections = Connections()
+        udp_stop = ShutdownNotice()
+        servers = [_StreamServer(listener.sock, partial(self._handle, listener.endpoint))
                    for listener in listeners if listener.kind == "tcp"]
         datagram_greenlets = [
-            gevent.spawn(serve_datagrams, listener, self._notice, self.name, self._run_blocking,
+            gevent.spawn(serve_datagrams, listener, udp_stop, self.name, self._run_blocking,
                          self._wait)
             for listener in listeners if listener.kind == "udp"
         ]
@@ -158,11 +186,11 @@ class GeventEngine(Engine):
             for listener in listeners:
                 if listener.kind == "tcp":
                     listener.close()
-            self._notice.set()  # wakes every connection and UDP greenlet
-            self._finish_connections()
+            udp_stop.set()
+            self._connections.stop_all(self.limits.shutdown_timeout)
             gevent.joinall(datagram_greenlets, timeout=ABORT_GRACE)
             gevent.killall(datagram_greenlets, timeout=1)
-            self._notice.close()
+            udp_stop.close()
 
     @staticmethod
     def _wait_for_stop(stop: StopSignal) -> None:
@@ -180,40 +208,16 @@ class GeventEngine(Engine):
 
     def _handle(self, endpoint: Endpoint, sock: socket.socket, address: Any) -> None:
         """One connection's greenlet (spawned by the StreamServer)."""
-        if len(self._live) >= self.limits.max_connections:
+        if len(self._connections) >= self.limits.max_connections:
             refuse(sock, endpoint.busy_reply)
             return
         try:
             transport = BlockingTransport(
                 sock, endpoint.factory(), self.limits, engine=self.name, ssl_context=endpoint.ssl,
-                stopping=self._notice, run_blocking=self._run_blocking, wrap_tls=_wrap_tls,
-                wait=self._wait)
+                spawn=self._connections.start, run_blocking=self._run_blocking,
+                wrap_tls=_wrap_tls, wait=self._wait, cooperative=True)
         except Exception:
             log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
             sock.close()
             return
-        self._live[transport] = gevent.getcurrent()  # type: ignore[assignment]
-        try:
-            transport.serve_connection()
-        finally:
-            del self._live[transport]
-
-    def _finish_connections(self) -> None:
-        live = dict(self._live)
-        if not live:
-            return
-        log.info("shutting down: %d connection(s) open", len(live))
-        for transport in live:
-            transport.notify_stopping()  # wakes those that are not reading
-        gevent.joinall(list(live.values()), timeout=self.limits.shutdown_timeout)
-        left = {t: g for t, g in live.items() if not g.dead}
-        if not left:
-            return
-        log.warning("shutdown deadline passed: closing %d connection(s)", len(left))
-        for transport in left:
-            transport.abort()
-        gevent.joinall(list(left.values()), timeout=ABORT_GRACE)
-        stuck = [g for g in left.values() if not g.dead]
-        if stuck:
-            log.error("%d connection greenlet(s) did not end; killing them", len(stuck))
-            gevent.killall(stuck, timeout=1)
+        self._connections.serve(transport)

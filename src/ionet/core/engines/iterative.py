@@ -23,6 +23,10 @@ runs in the one thread.  It is the baseline the other engines are measured
 against, and the easiest server to reason about: there is never a second
 thread of control, so nothing can race.
 
+One exception to "one thread": a data connection that a protocol opens
+(FTP's ``open_listener``/``open_connection``) must run while its control
+connection waits for it, so it gets a helper thread of its own.
+
 Stopping: the connection being served watches the stop pipe too (see
 ``blocking.py``); on SIGINT/SIGTERM its protocol hears ``server_stopping()``
 and gets ``Limits.shutdown_timeout`` to finish before it is aborted; then the
@@ -38,7 +42,12 @@ import time
 
 from ionet.core.config import Endpoint
 from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, peer_label
-from ionet.core.engines.blocking import BlockingDatagramTransport, BlockingTransport, accept_one
+from ionet.core.engines.blocking import (
+    BlockingDatagramTransport,
+    BlockingTransport,
+    Connections,
+    accept_one,
+)
 from ionet.core.listeners import Listener
 from ionet.core.stop import StopSignal
 
@@ -58,6 +67,7 @@ class IterativeEngine(Engine):
         for datagram in datagrams.values():
             datagram.start()
         accept_again = 0.0  # after EMFILE, leave the listeners alone until then
+        self._helpers = Connections()  # data connections that protocols open (FTP)
         try:
             while not stop.is_set():
                 delays = [d for d in (t.next_delay() for t in datagrams.values()) if d is not None]
@@ -65,7 +75,7 @@ class IterativeEngine(Engine):
                 if time.monotonic() >= accept_again:
                     watched += streams
                 else:
-                    delays.append(accept_again - time.monotonic())
+                    delays.append(max(0.0, accept_again - time.monotonic()))
                 # The listeners and UDP sockets were made at start-up, so
                 # their descriptors are small: select's FD_SETSIZE is no limit here.
                 readable, _, _ = select.select(watched, [], [], min(delays, default=None))
@@ -97,12 +107,14 @@ class IterativeEngine(Engine):
             for datagram in datagrams.values():
                 datagram.notify_stopping()
                 datagram.close()
+            self._helpers.stop_all(self.limits.shutdown_timeout)
 
     def _serve(self, sock: socket.socket, endpoint: Endpoint, stop: StopSignal) -> None:
         """Serve one connection to its end (or to the shutdown deadline)."""
         try:
             transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
-                                          ssl_context=endpoint.ssl, stopping=stop)
+                                          ssl_context=endpoint.ssl, stopping=stop,
+                                          spawn=self._helpers.start)
         except Exception:
             log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
             sock.close()

@@ -22,13 +22,15 @@ Thousands of mostly idle connections cost far more than on a loop engine.
 What it gives: a protocol may block (a database query, ``time.sleep``)
 without stalling anyone else, and code reads top to bottom.  The price is
 that shared state (a chat room) *is* shared between threads: transports
-lock their writes, and services lock their own shared objects.
+lock their writes, services lock their own shared objects, and a protocol
+hands work to another connection with ``call_soon_threadsafe`` (each
+connection has a waker, an eventfd, that pokes its thread).
 
-Stopping: the listeners close; one ``ShutdownNotice`` wakes every connection
-thread, which calls ``server_stopping()`` on its protocol *in its own thread*
-(so the protocol needs no lock for it); the main thread waits for the threads
-up to ``Limits.shutdown_timeout``, then aborts what is left (``shutdown``
-wakes a thread blocked in recv or send) and joins them.
+Stopping: the listeners close; every connection is told (its waker pokes
+it), and calls ``server_stopping()`` on its protocol *in its own thread*, so
+the protocol needs no lock for it; the main thread waits for them up to
+``Limits.shutdown_timeout``, then aborts what is left (``shutdown`` wakes a
+thread blocked in recv or send) and waits a little more.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ import time
 from ionet.core.config import Endpoint
 from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, peer_label
 from ionet.core.engines.blocking import (
+    ABORT_GRACE,
     ACCEPTS_PER_WAKEUP,
     BlockingTransport,
+    Connections,
     ShutdownNotice,
     accept_one,
     refuse,
@@ -54,10 +58,6 @@ from ionet.core.stop import StopSignal
 
 log = logging.getLogger("ionet.engine")
 
-#: After aborting the connections left at the deadline, how long to wait for
-#: their threads to notice (seconds).
-ABORT_GRACE = 5.0
-
 
 class ThreadEngine(Engine):
     """Accept in the main thread; serve each connection in a thread of its own."""
@@ -65,12 +65,11 @@ class ThreadEngine(Engine):
     name = "thread"
 
     def run(self, listeners: list[Listener], stop: StopSignal) -> None:
-        self._notice = ShutdownNotice()
-        self._live: dict[BlockingTransport, threading.Thread] = {}
-        self._live_lock = threading.Lock()
+        self._connections = Connections()
         streams = [listener for listener in listeners if listener.kind == "tcp"]
+        udp_stop = ShutdownNotice()
         udp_threads = [
-            threading.Thread(target=serve_datagrams, args=(listener, self._notice, self.name),
+            threading.Thread(target=serve_datagrams, args=(listener, udp_stop, self.name),
                              name=f"ionet-udp-{listener.port}")
             for listener in listeners if listener.kind == "udp"
         ]
@@ -81,12 +80,13 @@ class ThreadEngine(Engine):
         finally:
             for listener in streams:
                 listener.close()
-            self._notice.set()  # wakes every connection and UDP thread
-            all_ended = self._finish_connections()
+            udp_stop.set()
+            all_ended = self._connections.stop_all(self.limits.shutdown_timeout)
             for thread in udp_threads:
-                thread.join()
+                thread.join(ABORT_GRACE)
+                all_ended = all_ended and not thread.is_alive()
             if all_ended:
-                self._notice.close()  # a thread still polling it would see a reused fd
+                udp_stop.close()  # a thread still polling it would see a reused fd
 
     def _accept_until_stopped(self, streams: list[Listener], stop: StopSignal) -> None:
         by_fd = {listener.sock.fileno(): listener for listener in streams}
@@ -117,61 +117,15 @@ class ThreadEngine(Engine):
 
     def _start(self, sock: socket.socket, endpoint: Endpoint) -> None:
         """Refuse the connection, or start a thread serving it."""
-        with self._live_lock:
-            full = len(self._live) >= self.limits.max_connections
-        if full:
+        if len(self._connections) >= self.limits.max_connections:
             refuse(sock, endpoint.busy_reply)
             return
         try:
             transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
-                                          ssl_context=endpoint.ssl, stopping=self._notice)
+                                          ssl_context=endpoint.ssl, spawn=self._connections.start)
         except Exception:
             log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
             sock.close()
             return
-        thread = threading.Thread(target=self._serve, args=(transport,),
-                                  name=f"ionet-{endpoint.service}-{peer_label(sock)}")
-        with self._live_lock:
-            self._live[transport] = thread
-        try:
-            thread.start()
-        except RuntimeError as exc:  # "can't start new thread": out of memory or a ulimit
-            log.warning("refusing a connection: %s", exc)
-            with self._live_lock:
-                del self._live[transport]
+        if not self._connections.start(transport):
             refuse(sock, endpoint.busy_reply)
-
-    def _serve(self, transport: BlockingTransport) -> None:
-        """A connection thread's whole life."""
-        try:
-            transport.serve_connection()
-        finally:
-            with self._live_lock:
-                del self._live[transport]
-
-    def _finish_connections(self) -> bool:
-        """Graceful shutdown of the open connections; False if a thread would not end."""
-        with self._live_lock:
-            live = dict(self._live)
-        if not live:
-            return True
-        log.info("shutting down: %d connection(s) open", len(live))
-        for transport in live:
-            transport.notify_stopping()  # wakes those that are not reading
-        deadline = time.monotonic() + self.limits.shutdown_timeout
-        for thread in live.values():
-            thread.join(max(0.0, deadline - time.monotonic()))
-        left = {t: thread for t, thread in live.items() if thread.is_alive()}
-        if left:
-            log.warning("shutdown deadline passed: closing %d connection(s)", len(left))
-            for transport in left:
-                transport.abort()
-            grace_end = time.monotonic() + ABORT_GRACE
-            for thread in left.values():
-                thread.join(max(0.0, grace_end - time.monotonic()))
-        stuck = [thread.name for thread in live.values() if thread.is_alive()]
-        if stuck:
-            # A protocol blocked outside any socket call (a query, a sleep)
-            # cannot be interrupted; the process will wait for it at exit.
-            log.error("%d connection thread(s) did not end: %s", len(stuck), ", ".join(stuck))
-        return not stuck
