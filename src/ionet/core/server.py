@@ -69,16 +69,23 @@ def serve(
     limits = limits or Limits()
     engine_cls = get_engine(engine)
     copies = bind_all(endpoints, workers)
+    # Signals are routed before the addresses are announced: a script that
+    # sends SIGTERM as soon as it reads them must get a graceful stop.
+    if workers > 1:
+        from ionet.core.supervisor import Supervisor
+
+        supervisor = Supervisor(engine_cls, limits, copies)
+        supervisor.prepare()
+    else:
+        stop = stop or StopSignal()
+        stop.install_signal_handlers()
     if announce is not None:
         suffix = f"({engine} engine{f', {workers} workers' if workers > 1 else ''})"
         for line in describe(copies[0]):
             announce(f"{line}  {suffix}")
     if workers > 1:
-        from ionet.core.supervisor import Supervisor
-
-        return Supervisor(engine_cls, limits, copies).run()
-    stop = stop or StopSignal()
-    stop.install_signal_handlers()
+        return supervisor.run()
+    assert stop is not None
     try:
         run_engine(engine_cls, limits, copies[0], stop)
     finally:

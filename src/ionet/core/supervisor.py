@@ -47,11 +47,15 @@ class Supervisor:
         self.started: dict[int, float] = {}  # worker index -> start time
         self.stop = StopSignal()
 
-    def run(self) -> int:
+    def prepare(self) -> None:
+        """Route SIGINT/SIGTERM (stop) and SIGCHLD (a worker died) to us."""
         self.stop.install_signal_handlers()
         # A Python-level SIGCHLD handler makes the C handler write to the
         # stop pipe's wakeup fd, so a dying worker wakes us at once.
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+
+    def run(self) -> int:
+        """Start the workers and watch them until stopped; returns 0."""
         try:
             for index in range(len(self.listener_sets)):
                 self._spawn(index)

@@ -299,7 +299,8 @@ class AioConnection(asyncio.Protocol, Transport):
         # The lazy idle timer (see timers.py).
         self._heard_from_peer = False
         self._last_activity = self._loop.time()
-        self._sampled_size = 0
+        self._handed = 0  # bytes given to asyncio (or to os.sendfile) so far
+        self._sent_at_last_check = 0
         self._idle_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio's side: events, passed on to our protocol -------------------
@@ -394,7 +395,7 @@ class AioConnection(asyncio.Protocol, Transport):
             self._queued_bytes += len(data)
             self._update_flow()
         else:
-            self._aio.write(data)
+            self._hand(data)
 
     def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
         if self._closing:
@@ -525,6 +526,15 @@ class AioConnection(asyncio.Protocol, Transport):
         else:
             aio.pause_reading()
 
+    def _hand(self, data: bytes) -> None:
+        """Give bytes to asyncio's transport, counting them for the idle timer."""
+        self._handed += len(data)
+        self._aio.write(data)
+
+    def _bytes_sent(self) -> int:
+        """Bytes that left asyncio's buffer for the kernel: grows while the peer reads."""
+        return self._handed - self._aio.get_write_buffer_size()
+
     def _update_flow(self) -> None:
         """Tell our protocol to pause or resume writing, as reactor.py does.
 
@@ -558,7 +568,7 @@ class AioConnection(asyncio.Protocol, Transport):
                     chunks.append(queue.popleft())  # type: ignore[arg-type]
                 data = b"".join(chunks)
                 self._queued_bytes -= len(data)
-                self._aio.write(data)
+                self._hand(data)
                 self._update_flow()
         except Exception as exc:  # the task's one boundary: this connection ends
             self._pump = None
@@ -601,6 +611,7 @@ class AioConnection(asyncio.Protocol, Transport):
                 raise BrokenPipeError(f"file ended {region.remaining} bytes early during sendfile")
             region.offset += sent
             region.remaining -= sent
+            self._handed += sent
             self._last_activity = self._loop.time()
 
     async def _copy_region(self, region: FileRegion) -> None:
@@ -612,7 +623,7 @@ class AioConnection(asyncio.Protocol, Transport):
                 raise BrokenPipeError(f"file ended {region.remaining} bytes early during sendfile")
             region.offset += len(chunk)
             region.remaining -= len(chunk)
-            self._aio.write(chunk)
+            self._hand(chunk)
             self._last_activity = self._loop.time()
             # Give the loop a turn after every chunk, even when the buffer has
             # room: other connections get theirs, and a lost connection gets
@@ -676,10 +687,10 @@ class AioConnection(asyncio.Protocol, Transport):
             return
         limits = self._limits
         now = self._loop.time()
-        size = self.get_write_buffer_size()
-        if size < self._sampled_size:  # the peer took some of our bytes meanwhile
+        sent = self._bytes_sent()
+        if sent > self._sent_at_last_check:  # the peer took some of our bytes meanwhile
             self._last_activity = now
-        self._sampled_size = size
+        self._sent_at_last_check = sent
         if self._closing:  # close() is waiting for a flush
             remaining = self._last_activity + limits.shutdown_timeout - now
             if remaining > 0:

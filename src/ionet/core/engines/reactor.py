@@ -336,8 +336,11 @@ class Acceptor(Handler):
             if len(engine.connections) >= engine.limits.max_connections:
                 refuse(sock, self.endpoint.busy_reply)
                 continue
+            protocol = make_protocol(self.endpoint.factory, sock)
+            if protocol is None:
+                continue
             try:
-                start_connection(engine, sock, self.endpoint.factory(), self.endpoint.ssl)
+                start_connection(engine, sock, protocol, self.endpoint.ssl)
             except OSError as exc:  # the poller cannot take it (select's FD_SETSIZE)
                 log.warning("refusing a connection: %s", exc)
                 refuse(sock, self.endpoint.busy_reply)
@@ -351,6 +354,19 @@ class Acceptor(Handler):
             self.closed = True
             self.engine._unwatch(self.sock.fileno())
             self.listener.close()
+
+
+def make_protocol(factory: Callable[[], Any], sock: socket.socket) -> Any:
+    """Call a protocol factory; if it fails, log, close ``sock``, return None.
+
+    A bug in one service's factory must cost one connection, not the engine.
+    """
+    try:
+        return factory()
+    except Exception:
+        log.exception("%s: the protocol factory failed; closing the connection", peer_label(sock))
+        sock.close()
+        return None
 
 
 def refuse(sock: socket.socket, reply: bytes) -> None:
@@ -379,6 +395,7 @@ class SocketTransport(Transport, Handler):
         self.closed = False
         self.writing_paused = False  # protocol told to pause_writing
         self.eof = False  # the peer half-closed
+        self.made = False  # connection_made was called (so connection_lost is owed)
         self.heard_from_peer = False
         self.last_activity = engine.clock()
         self._events = READ
@@ -391,6 +408,7 @@ class SocketTransport(Transport, Handler):
 
     def start(self) -> None:
         """Hand the connection to its protocol (TLS: after the handshake)."""
+        self.made = True
         try:
             self.protocol.connection_made(self)
         except Exception as exc:
@@ -652,7 +670,8 @@ class SocketTransport(Transport, Handler):
         if self._timer is not None:
             self._timer.cancel()
         self.sock.close()
-        engine.call_soon(lambda: self._lost(exc))
+        if self.made:  # a failed TLS handshake never reached the protocol
+            engine.call_soon(lambda: self._lost(exc))
 
     def _lost(self, exc: BaseException | None) -> None:
         try:
@@ -791,7 +810,9 @@ class DataAcceptor(Handler, DataChannel):
             sock.close()
             return
         self.close()
-        start_connection(self.engine, sock, self.factory(), self.ssl_context)
+        protocol = make_protocol(self.factory, sock)
+        if protocol is not None:
+            start_connection(self.engine, sock, protocol, self.ssl_context)
 
     def _timed_out(self) -> None:
         if not self.closed:
@@ -858,7 +879,9 @@ class Connector(Handler, DataChannel):
             sock.close()
             self.owner._report(self.on_error, OSError(code, os.strerror(code)))
             return
-        start_connection(self.engine, sock, self.factory(), self.ssl_context)
+        protocol = make_protocol(self.factory, sock)
+        if protocol is not None:
+            start_connection(self.engine, sock, protocol, self.ssl_context)
 
     def _timed_out(self) -> None:
         if not self.closed:
