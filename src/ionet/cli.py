@@ -26,7 +26,7 @@ from ionet.serve_options import (
 )
 
 #: Modules with ``register(subparsers)`` and ``up_endpoints(args)``.
-SERVICE_CLIS = ("ionet.echo.cli", "ionet.http.cli")
+SERVICE_CLIS = ("ionet.echo.cli", "ionet.http.cli", "ionet.web.cli")
 
 
 def _service_modules() -> list[ModuleType]:

@@ -1,11 +1,13 @@
 """``ionet http serve``: static files, a WSGI app, or both, on the command line.
 
-    ionet http serve [DIR] [--app module:callable] [--static-prefix /static/] [--list]
+    ionet http serve [DIR] [--app module:callable | --upstream HOST:PORT]
+                     [--static-prefix /static/] [--list]
                      [--access-log FILE | --quiet] [--max-body 16M] [engine options]
 
 With DIR only (the current folder by default), its files are served; with
 ``--app`` only, the app; with both, the app, and DIR's files under the static
-prefix.
+prefix.  ``--upstream`` takes the place of ``--app``: requests go to a
+framework process (``ionet web serve PROJECT``, see ``upstream.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ionet.http.limits import HttpLimits
 from ionet.http.mount import Mount
 from ionet.http.protocol import Handler, HttpService
 from ionet.http.static import StaticFiles
+from ionet.http.upstream import UpstreamHandler, parse_upstream
 from ionet.http.wsgi import WSGIGateway, load_app
 from ionet.serve_options import (
     add_serve_options,
@@ -66,8 +69,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                              "unless --app is given)")
     parser.add_argument("--app", metavar="MODULE:CALLABLE",
                         help="a WSGI app to serve, such as hello:app (./hello.py)")
+    parser.add_argument("--upstream", metavar="HOST:PORT",
+                        help="forward requests to a framework process "
+                             "('ionet web serve PROJECT' listening there)")
+    parser.add_argument("--upstream-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="answer 504 when the framework has not replied in this time "
+                             "(default: %(default)s)")
+    parser.add_argument("--upstream-connections", type=int, default=64, metavar="N",
+                        help="persistent connections to the framework per process "
+                             "(default: %(default)s)")
     parser.add_argument("--static-prefix", default="/static/", metavar="PATH",
-                        help="where DIR is served beside --app (default: /static/)")
+                        help="where DIR is served beside --app or --upstream (default: /static/)")
     parser.add_argument("--list", action="store_true", dest="listing",
                         help="list the files of folders without index.html")
     parser.add_argument("--access-log", type=Path, metavar="FILE",
@@ -96,10 +108,14 @@ def build_handler(args: argparse.Namespace) -> Handler:
     """
     static = None
     directory = args.directory
-    if directory is None and not args.app:
+    upstream = getattr(args, "upstream", None)
+    if args.app and upstream:
+        raise UserError("--app and --upstream exclude each other: the app runs here, "
+                        "or in the framework process")
+    if directory is None and not args.app and not upstream:
         directory = Path(".")
     if directory is not None:
-        prefix = args.static_prefix if args.app else "/"
+        prefix = args.static_prefix if args.app or upstream else "/"
         if not prefix.startswith("/"):
             prefix = "/" + prefix
         if not prefix.endswith("/"):
@@ -108,14 +124,23 @@ def build_handler(args: argparse.Namespace) -> Handler:
             static = StaticFiles(directory, prefix=prefix, listing=args.listing)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot serve {directory}: {exc}") from None
-    if not args.app:
+    gateway: Handler
+    if upstream:
+        try:
+            host, port = parse_upstream(upstream)
+            gateway = UpstreamHandler(host, port, timeout=args.upstream_timeout,
+                                      pool_size=args.upstream_connections)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    elif not args.app:
         assert static is not None
         return static
-    try:
-        app = load_app(args.app)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    gateway = WSGIGateway(app, multiprocess=args.workers > 1)
+    else:
+        try:
+            app = load_app(args.app)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        gateway = WSGIGateway(app, multiprocess=args.workers > 1)
     if static is None:
         return gateway
     return Mount(static.prefix.decode(), static, gateway)
