@@ -26,7 +26,11 @@ from ionet.serve_options import (
 )
 
 #: Modules with ``register(subparsers)`` and ``up_endpoints(args)``.
-SERVICE_CLIS = ("ionet.echo.cli", "ionet.http.cli", "ionet.web.cli")
+SERVICE_CLIS = ("ionet.echo.cli", "ionet.http.cli", "ionet.web.cli", "ionet.dict.cli")
+
+
+#: ``ionet bench NAME`` runs ``ionet.bench.NAME.main(args)``.
+BENCHMARKS = ("engines", "ds", "http", "web", "dict")
 
 
 def _service_modules() -> list[ModuleType]:
@@ -63,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="measure the engines and data structures",
         description="Run a benchmark; the options after its name are its own (try --help).",
     )
-    bench.add_argument("name", choices=["engines", "ds"], help="what to measure")
+    bench.add_argument("name", choices=BENCHMARKS, help="what to measure")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="options for that benchmark")
     bench.set_defaults(handler=run_bench)
     return parser
