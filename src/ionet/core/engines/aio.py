@@ -24,12 +24,19 @@ task sends the queue in order (bytes, the file, more bytes...); ``close()``
 waits for the pump.  uvloop has no ``loop.sendfile``, and TLS cannot use
 ``os.sendfile`` (the kernel cannot encrypt), so there the pump reads the file
 in chunks and writes them, waiting for ``resume_writing`` between chunks.
+As the contract says, each file is ours once queued: closed when sent, or
+when the connection ends first.
 
 Stopping.  The loop watches the :class:`StopSignal` pipe with ``add_reader``,
 as reactor.py does.  SIGINT/SIGTERM reach it through the handlers ``serve()``
 installed: the C handler wakes the loop, the Python handler sets the stop.
 (``loop.add_signal_handler`` would do no more, and ``loop.close()`` would then
 reset SIGTERM to its default, so a second SIGTERM during exit would kill us.)
+
+Size.  The file is longer than the reactor's engines because it adapts in
+both directions; reading order: the engine (loop, listeners, shutdown), the
+connection adapter (events, Transport, the sendfile pump, timeouts), data
+connections for FTP, and the UDP adapter.
 """
 
 from __future__ import annotations
@@ -289,6 +296,7 @@ class AioConnection(asyncio.Protocol, Transport):
         self._queue: collections.deque[bytes | FileRegion] = collections.deque()
         self._queued_bytes = 0
         self._pump: asyncio.Task[None] | None = None
+        self._sending: FileRegion | None = None  # the file the pump is on
         self._use_native_sendfile = engine.native_sendfile and not tls
         self._in_native_sendfile = False
         self._awaiting_empty = False
@@ -318,7 +326,9 @@ class AioConnection(asyncio.Protocol, Transport):
             return
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            tune_accepted(sock)  # asyncio skips TCP_NODELAY on our listeners' sockets
+            # asyncio sets TCP_NODELAY only when sock.proto is IPPROTO_TCP, and
+            # sockets made with socket.socket(family, SOCK_STREAM) say 0.
+            tune_accepted(sock)
         self._aio.set_write_buffer_limits(high=limits.high_water, low=limits.low_water)
         engine.connections.add(self)
         self._arm_idle_timer(limits.first_bytes_timeout or limits.idle_timeout)
@@ -359,7 +369,7 @@ class AioConnection(asyncio.Protocol, Transport):
             self._idle_timer.cancel()
         if self._pump is not None:
             self._pump.cancel()
-        self._queue.clear()
+        self._drop_queue()
         self.engine.forget(self)
         if self._protocol is None:  # refused, or its factory failed
             return
@@ -398,14 +408,18 @@ class AioConnection(asyncio.Protocol, Transport):
             self._hand(data)
 
     def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
+        # The file is ours from here: closed once sent, or when the connection ends.
         if self._closing:
+            file.close()
             return
         region = file_region(file, offset, count)
-        if region.remaining:
-            self._queue.append(region)
-            if self._pump is None:
-                self._pump = self._loop.create_task(self._pump_queue())
-                self._pump.add_done_callback(self._pump_cancelled)
+        if not region.remaining:
+            file.close()
+            return
+        self._queue.append(region)
+        if self._pump is None:
+            self._pump = self._loop.create_task(self._pump_queue())
+            self._pump.add_done_callback(self._pump_cancelled)
 
     def pause_reading(self) -> None:
         self._reading = False
@@ -431,8 +445,7 @@ class AioConnection(asyncio.Protocol, Transport):
 
     def abort(self) -> None:
         self._closing = True
-        self._queue.clear()
-        self._queued_bytes = 0
+        self._drop_queue()
         if self._pump is not None:
             # Cancel first: asyncio's sendfile must take its writer off the
             # socket before the socket closes (_pump_cancelled then aborts).
@@ -526,6 +539,21 @@ class AioConnection(asyncio.Protocol, Transport):
         else:
             aio.pause_reading()
 
+    def _drop_queue(self) -> None:
+        """Forget what waits behind a file; close the queued files (we own them).
+
+        The file being sent is closed too, so that it is closed before
+        ``connection_lost`` -- unless ``os.sendfile`` is using it right now
+        (then the pump closes it as it unwinds).
+        """
+        if self._sending is not None and not self._in_native_sendfile:
+            self._sending.file.close()
+        for item in self._queue:
+            if isinstance(item, FileRegion):
+                item.file.close()
+        self._queue.clear()
+        self._queued_bytes = 0
+
     def _hand(self, data: bytes) -> None:
         """Give bytes to asyncio's transport, counting them for the idle timer."""
         self._handed += len(data)
@@ -561,7 +589,12 @@ class AioConnection(asyncio.Protocol, Transport):
             while queue and not self._aio.is_closing():
                 item = queue.popleft()
                 if isinstance(item, FileRegion):
-                    await self._send_region(item)
+                    self._sending = item
+                    try:
+                        await self._send_region(item)
+                    finally:
+                        self._sending = None
+                        item.file.close()  # sent, failed or cancelled: we own it
                     continue
                 chunks = [item]
                 while queue and not isinstance(queue[0], FileRegion):
@@ -667,7 +700,7 @@ class AioConnection(asyncio.Protocol, Transport):
             log.error("%s: sendfile failed; closing the connection", self._peer(), exc_info=exc)
         self._error = exc
         self._closing = True
-        self._queue.clear()
+        self._drop_queue()
         self._aio.abort()
 
     # -- timeouts ----------------------------------------------------------------
@@ -682,6 +715,8 @@ class AioConnection(asyncio.Protocol, Transport):
         reactor.py's ``_idle_check``, with one change: a closing connection
         whose last bytes are still flowing out gets ``shutdown_timeout`` from
         its last progress, rather than being aborted at the first tick.
+        asyncio does not report each flush, so progress is read here from
+        :meth:`_bytes_sent`, which grows whenever the peer takes our bytes.
         """
         if self._lost:
             return
