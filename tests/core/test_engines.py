@@ -99,8 +99,12 @@ def test_200_concurrent_clients_100_messages_each_intact_and_in_order(engine: st
 def test_10_mb_echoed_byte_exact_to_a_slow_reader(engine: str) -> None:
     payload = os.urandom(10 * 1024 * 1024)
     with echo_server(engine) as server:
-        sock = connect(server)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        # A small receive buffer, set before connecting (set later, it shrinks
+        # the window under the sender's feet and TCP backs off for seconds).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.settimeout(IO_TIMEOUT)
+        sock.connect(server.address("tcp"))
         received = hashlib.sha256()
         counted = 0
 
@@ -182,7 +186,7 @@ def test_connection_limit_refuses_cleanly_and_keeps_serving(engine: str) -> None
 
 
 def test_idle_timeout_closes_a_quiet_connection(engine: str) -> None:
-    with echo_server(engine, "--idle-timeout", "1", "--first-bytes-timeout", "0") as server:
+    with echo_server(engine, "--idle-timeout", "1") as server:
         sock = connect(server)
         sock.sendall(b"hi")
         assert recv_exactly(sock, 2) == b"hi"

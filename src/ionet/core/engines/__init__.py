@@ -9,6 +9,7 @@ optional package is reported as the extra to install.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import select as _select_module
 
 from ionet.core.engines.base import Engine
@@ -53,6 +54,10 @@ def get_engine(name: str) -> type[Engine]:
                 f"the {name} engine needs the {extra!r} package: pip install 'ionet[{extra}]'"
             ) from None
         raise
+    if extra is not None and importlib.util.find_spec(extra) is None:
+        # The module imports its package lazily: check now, before the server
+        # binds and announces, so the user gets the error at once.
+        raise UserError(f"the {name} engine needs the {extra!r} package: pip install 'ionet[{extra}]'")
     engine: type[Engine] = getattr(module, class_name)
     return engine
 

@@ -331,7 +331,9 @@ class AioConnection(asyncio.Protocol, Transport):
             tune_accepted(sock)
         self._aio.set_write_buffer_limits(high=limits.high_water, low=limits.low_water)
         engine.connections.add(self)
-        self._arm_idle_timer(limits.first_bytes_timeout or limits.idle_timeout)
+        self._started = self._loop.time()
+        first = [t for t in (limits.first_bytes_timeout, limits.idle_timeout) if t is not None]
+        self._arm_idle_timer(min(first) if first else None)
         try:
             self._protocol = self._factory()
         except Exception as exc:
@@ -733,17 +735,20 @@ class AioConnection(asyncio.Protocol, Transport):
             else:
                 self.abort()
             return
+        deadlines = []
         if not self._heard_from_peer and limits.first_bytes_timeout is not None:
-            log.info("%s: closed, no data within %.0fs", self._peer(), limits.first_bytes_timeout)
-            self._close_after_timeout()
+            deadlines.append((self._started + limits.first_bytes_timeout, "no data within",
+                              limits.first_bytes_timeout))
+        if limits.idle_timeout is not None:
+            deadlines.append((self._last_activity + limits.idle_timeout, "idle for",
+                              limits.idle_timeout))
+        if not deadlines:
             return
-        if limits.idle_timeout is None:
-            return
-        remaining = self._last_activity + limits.idle_timeout - now
-        if remaining > 0:
-            self._arm_idle_timer(remaining)
+        deadline, reason, seconds = min(deadlines)
+        if now < deadline:
+            self._arm_idle_timer(deadline - now)
         else:
-            log.info("%s: closed after %.0fs idle", self._peer(), limits.idle_timeout)
+            log.info("%s: closed, %s %.0fs", self._peer(), reason, seconds)
             self._close_after_timeout()
 
     def _close_after_timeout(self) -> None:

@@ -403,7 +403,10 @@ class SocketTransport(Transport, Handler):
         self._extra: dict[str, Any] = {"socket": sock, "engine": engine.name}
         engine._watch(self.fd, self, READ)
         engine.connections.add(self)
-        self._arm_idle_timer(engine.limits.first_bytes_timeout or engine.limits.idle_timeout)
+        self.started = self.last_activity
+        first_deadlines = [t for t in (engine.limits.first_bytes_timeout, engine.limits.idle_timeout)
+                           if t is not None]
+        self._arm_idle_timer(min(first_deadlines) if first_deadlines else None)
         self.start()
 
     def start(self) -> None:
@@ -556,7 +559,14 @@ class SocketTransport(Transport, Handler):
         return self.buffer.size
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        return self.engine.call_later(delay, callback)
+        def fire() -> None:
+            if not self.closed:
+                try:
+                    callback()
+                except Exception as exc:
+                    self._protocol_failed(exc, "a timer callback")
+
+        return self.engine.call_later(delay, fire)
 
     def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
         def deliver(outcome: Outcome[T]) -> None:
@@ -570,6 +580,8 @@ class SocketTransport(Transport, Handler):
         self.engine.run_in_worker(func, deliver)
 
     def notify_stopping(self) -> None:
+        if not self.made:  # still in its TLS handshake: start() tells it later
+            return
         try:
             self.protocol.server_stopping()
         except Exception as exc:
@@ -625,27 +637,40 @@ class SocketTransport(Transport, Handler):
             self._timer = self.engine.call_later(delay, self._idle_check)
 
     def _idle_check(self) -> None:
-        """The idle timer fired: close, unless the peer was active meanwhile."""
+        """The idle timer fired: close if a deadline passed, else sleep again.
+
+        Three deadlines, each measured lazily from recorded times: a new
+        connection must send its first byte within ``first_bytes_timeout``
+        of its start; any connection must show activity within
+        ``idle_timeout``; a closing one must make flush progress within
+        ``shutdown_timeout``, or it is aborted.
+        """
         if self.closed:
             return
         limits = self.engine.limits
-        if self.closing:  # close() was waiting for a flush that never came
-            self.abort()
+        now = self.engine.clock()
+        if self.closing:  # close() is waiting for a flush
+            deadline = self.last_activity + limits.shutdown_timeout
+            if now >= deadline:
+                self.abort()
+            else:
+                self._arm_idle_timer(deadline - now)
             return
+        deadlines = []
         if not self.heard_from_peer and limits.first_bytes_timeout is not None:
-            log.info("%s: closed, no data within %.0fs", peer_label(self.sock), limits.first_bytes_timeout)
-            self.close()
-            self._arm_idle_timer(limits.shutdown_timeout)
+            deadlines.append((self.started + limits.first_bytes_timeout, "no data within", limits.first_bytes_timeout))
+        if limits.idle_timeout is not None:
+            deadlines.append((self.last_activity + limits.idle_timeout, "idle for", limits.idle_timeout))
+        if not deadlines:
             return
-        if limits.idle_timeout is None:
+        deadline, reason, seconds = min(deadlines)
+        if now < deadline:
+            self._arm_idle_timer(deadline - now)
             return
-        remaining = self.last_activity + limits.idle_timeout - self.engine.clock()
-        if remaining > 0:
-            self._arm_idle_timer(remaining)
-        else:
-            log.info("%s: closed after %.0fs idle", peer_label(self.sock), limits.idle_timeout)
-            self.close()
-            self._arm_idle_timer(limits.shutdown_timeout)
+        log.info("%s: closed, %s %.0fs", peer_label(self.sock), reason, seconds)
+        self.last_activity = now  # the flush of close() gets its own deadline
+        self.close()
+        self._arm_idle_timer(limits.shutdown_timeout)
 
     def _connection_broken(self, exc: OSError) -> None:
         if exc.errno not in DISCONNECTED_ERRNOS and not isinstance(exc, ssl.SSLError):
@@ -722,6 +747,8 @@ class TLSSocketTransport(SocketTransport):
         self._extra["ssl_object"] = sock
         self._set_events(READ if self.reading else 0)
         super().start()
+        if self.engine.stopping and not self.closed:
+            self.notify_stopping()
         if not self.closed and self.reading:
             self.handle_read()  # application data may have come with the handshake
 
@@ -986,10 +1013,10 @@ class DatagramSocket(DatagramTransport, Handler):
         return default
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        return self.engine.call_later(delay, callback)
+        return self.engine.call_later(delay, lambda: self._call(callback))
 
     def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
-        self.engine.run_in_worker(func, callback)
+        self.engine.run_in_worker(func, lambda outcome: self._call(callback, outcome))
 
     def notify_stopping(self) -> None:
         self._call(self.protocol.server_stopping)
