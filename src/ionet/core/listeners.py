@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
+from typing import Sequence
 
 from ionet.core.config import Endpoint
 from ionet.core.errors import UserError
@@ -124,3 +125,27 @@ def bind_all(endpoints: list[Endpoint], copies: int = 1) -> list[list[Listener]]
                 listener.close()
         raise
     return result
+
+
+def bind_first_free(host: str, ports: Sequence[int]) -> socket.socket:
+    """A non-blocking listening socket on the first port of ``ports`` that is free.
+
+    For data connections a protocol opens itself (FTP passive mode): ``(0,)``
+    takes any free port, a range honours ``--passive-ports``.
+
+    Raises:
+        OSError: no port of ``ports`` could be bound (the last error).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    last: OSError | None = None
+    for port in ports:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+            sock.listen(8)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(errno.EADDRINUSE, "no port to listen on")

@@ -54,9 +54,8 @@ from typing import IO, Any, Awaitable, Callable, ClassVar, Sequence, TypeVar, ca
 from ionet.core.buffer import SEND_CHUNK, FileRegion, file_region
 from ionet.core.config import Limits
 from ionet.core.engines.base import DISCONNECTED_ERRNOS, Engine, tune_accepted
-from ionet.core.engines.reactor import _bind_first
 from ionet.core.errors import UserError
-from ionet.core.listeners import BACKLOG, Listener
+from ionet.core.listeners import BACKLOG, Listener, bind_first_free
 from ionet.core.protocol import (
     DataChannel,
     DatagramProtocol,
@@ -499,7 +498,7 @@ class AioConnection(asyncio.Protocol, Transport):
         on_error: Callable[[BaseException], None] | None = None, ssl_context: Any = None,
     ) -> DataChannel:
         return AioDataChannel(self, factory, ssl_context, on_error, timeout,
-                              listen_on=_bind_first(host, ports), accept_from=accept_from)
+                              listen_on=bind_first_free(host, ports), accept_from=accept_from)
 
     def open_connection(
         self, factory: Callable[[], Protocol], host: str, port: int, timeout: float = 30.0,

@@ -97,3 +97,18 @@ def peer_label(sock: socket.socket) -> str:
         host = f"[{peer[0]}]" if ":" in str(peer[0]) else peer[0]
         return f"{host}:{peer[1]}"
     return str(peer)
+
+
+def refuse(sock: socket.socket, reply: bytes) -> None:
+    """Turn away a connection over the limit: a best-effort reply, then close.
+
+    The reply is sent without blocking: if it does not fit in the socket's
+    buffer it is dropped, never waited for.
+    """
+    try:
+        sock.setblocking(False)
+        if reply:
+            sock.send(reply)
+    except OSError:
+        pass
+    sock.close()

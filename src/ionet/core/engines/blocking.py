@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import _socket
 import collections
-import errno
 import logging
 import math
 import os
@@ -69,7 +68,7 @@ from ionet.core.engines.base import (
     peer_label,
     tune_accepted,
 )
-from ionet.core.listeners import Listener
+from ionet.core.listeners import Listener, bind_first_free
 from ionet.core.protocol import (
     DataChannel,
     DatagramProtocol,
@@ -206,15 +205,6 @@ def accept_one(listener: Listener) -> socket.socket | None:
     return sock
 
 
-def refuse(sock: socket.socket, reply: bytes) -> None:
-    """Turn away a connection over the limit: a best-effort reply, then close."""
-    try:
-        sock.setblocking(False)  # a reply that does not fit is dropped, never waited for
-        if reply:
-            sock.send(reply)
-    except OSError:
-        pass
-    sock.close()
 
 
 def _shutdown_fd(fd: int, how: int) -> None:
@@ -745,7 +735,7 @@ class _DataListener(DataChannel):
         self.on_error = on_error
         self.ssl_context = ssl_context
         self.closed = False
-        self.sock = _bind_first(host, ports)
+        self.sock = bind_first_free(host, ports)
         self.port = self.sock.getsockname()[1]
         owner._listeners[self.sock.fileno()] = self
         self._timer = owner.call_later(timeout, self._timed_out)
@@ -780,21 +770,6 @@ class _DataListener(DataChannel):
             self.sock.close()
 
 
-def _bind_first(host: str, ports: Sequence[int]) -> socket.socket:
-    """A non-blocking listening socket on the first port of ``ports`` that is free."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    last: OSError | None = None
-    for port in ports:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.bind((host, port))
-            sock.listen(8)
-            sock.setblocking(False)
-            return sock
-        except OSError as exc:
-            sock.close()
-            last = exc
-    raise last or OSError(errno.EADDRINUSE, "no port to listen on")
 
 
 class _Connector(DataChannel):

@@ -68,7 +68,7 @@ from types import FrameType
 from typing import Any
 
 from ionet.core.config import Endpoint
-from ionet.core.engines.base import ACCEPT_BACKOFF, Engine
+from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, refuse
 from ionet.core.engines.blocking import (
     ACCEPTS_PER_WAKEUP,
     BlockingDatagramTransport,
@@ -76,7 +76,6 @@ from ionet.core.engines.blocking import (
     Connections,
     ShutdownNotice,
     accept_one,
-    refuse,
 )
 from ionet.core.listeners import Listener
 from ionet.core.stop import StopSignal

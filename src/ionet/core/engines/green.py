@@ -60,13 +60,12 @@ from gevent.hub import Hub, Waiter
 from gevent.server import StreamServer
 
 from ionet.core.config import Endpoint
-from ionet.core.engines.base import ACCEPT_CAPACITY_ERRNOS, Engine, peer_label
+from ionet.core.engines.base import ACCEPT_CAPACITY_ERRNOS, Engine, peer_label, refuse
 from ionet.core.engines.blocking import (
     ABORT_GRACE,
     BlockingTransport,
     Connections,
     ShutdownNotice,
-    refuse,
     serve_datagrams,
 )
 from ionet.core.listeners import Listener

@@ -47,9 +47,10 @@ from ionet.core.engines.base import (
     RECV_SIZE,
     Engine,
     peer_label,
+    refuse,
     tune_accepted,
 )
-from ionet.core.listeners import Listener
+from ionet.core.listeners import Listener, bind_first_free
 from ionet.core.pool import WorkerPool
 from ionet.core.protocol import (
     DataChannel,
@@ -369,14 +370,6 @@ def make_protocol(factory: Callable[[], Any], sock: socket.socket) -> Any:
         return None
 
 
-def refuse(sock: socket.socket, reply: bytes) -> None:
-    """Turn away a connection over the limit: a best-effort reply, then close."""
-    try:
-        if reply:
-            sock.send(reply)
-    except OSError:
-        pass
-    sock.close()
 
 
 class SocketTransport(Transport, Handler):
@@ -818,7 +811,7 @@ class DataAcceptor(Handler, DataChannel):
         self.on_error = on_error
         self.ssl_context = ssl_context
         self.closed = False
-        self.sock = _bind_first(host, ports)
+        self.sock = bind_first_free(host, ports)
         self.port = self.sock.getsockname()[1]
         self.engine._watch(self.sock.fileno(), self, READ)
         self._timer = self.engine.call_later(timeout, self._timed_out)
@@ -854,21 +847,6 @@ class DataAcceptor(Handler, DataChannel):
             self.sock.close()
 
 
-def _bind_first(host: str, ports: Sequence[int]) -> socket.socket:
-    """Bind a listening socket to the first free port of ``ports``."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    last: OSError | None = None
-    for port in ports:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.bind((host, port))
-            sock.listen(8)
-            sock.setblocking(False)
-            return sock
-        except OSError as exc:
-            sock.close()
-            last = exc
-    raise last or OSError(errno.EADDRINUSE, "no port to listen on")
 
 
 class Connector(Handler, DataChannel):

@@ -42,7 +42,7 @@ import threading
 import time
 
 from ionet.core.config import Endpoint
-from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, peer_label
+from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, peer_label, refuse
 from ionet.core.engines.blocking import (
     ABORT_GRACE,
     ACCEPTS_PER_WAKEUP,
@@ -50,7 +50,6 @@ from ionet.core.engines.blocking import (
     Connections,
     ShutdownNotice,
     accept_one,
-    refuse,
     serve_datagrams,
 )
 from ionet.core.listeners import Listener
