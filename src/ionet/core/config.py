@@ -39,8 +39,9 @@ class Endpoint:
         ssl: a server-side ``ssl.SSLContext`` to speak TLS on this endpoint.
         busy_reply: bytes sent to a connection refused because the server is
             at its connection limit, before closing it (say, an FTP ``421``).
-        same_port_as: bind to the port that this earlier endpoint (by index)
-            was given; lets TCP and UDP share a port number chosen with 0.
+        same_port_as: bind to the port that this other endpoint (listed
+            earlier) was given; lets TCP and UDP share a port number chosen
+            with 0, and stays right when ``ionet up`` concatenates services.
     """
 
     service: str
@@ -50,7 +51,7 @@ class Endpoint:
     factory: AnyProtocolFactory
     ssl: ssl.SSLContext | None = None
     busy_reply: bytes = b""
-    same_port_as: int | None = None
+    same_port_as: Endpoint | None = None
 
     def url(self, port: int | None = None) -> str:
         """The endpoint as ``tcp://host:port`` (IPv6 hosts in brackets)."""

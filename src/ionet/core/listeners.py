@@ -106,15 +106,19 @@ def bind_all(endpoints: list[Endpoint], copies: int = 1) -> list[list[Listener]]
     share_one = copies > 1 and not HAS_REUSEPORT
     reuse = copies > 1 and HAS_REUSEPORT
     result: list[list[Listener]] = [[] for _ in range(copies)]
-    ports: list[int] = []
+    ports: dict[int, int] = {}  # id(endpoint) -> the port it got
     try:
         for endpoint in endpoints:
             port = endpoint.port
             if endpoint.same_port_as is not None:
-                port = ports[endpoint.same_port_as]
+                try:
+                    port = ports[id(endpoint.same_port_as)]
+                except KeyError:
+                    raise ValueError(f"{endpoint.url()}: same_port_as must name an endpoint "
+                                     "listed before it") from None
             first = bind_socket(endpoint, port, reuse)
             port = first.getsockname()[1]
-            ports.append(port)
+            ports[id(endpoint)] = port
             result[0].append(Listener(endpoint, first))
             for copy in range(1, copies):
                 sock = first if share_one else bind_socket(endpoint, port, reuse)

@@ -44,7 +44,8 @@ def echo_endpoints(
     udp: bool = True,
 ) -> list[Endpoint]:
     """The echo service's endpoints: TCP (TLS with a context) and UDP, one port number."""
-    endpoints = [Endpoint("echo", "tcp", host, port, EchoProtocol, ssl=ssl_context)]
+    tcp = Endpoint("echo", "tcp", host, port, EchoProtocol, ssl=ssl_context)
+    endpoints = [tcp]
     if udp:
-        endpoints.append(Endpoint("echo", "udp", host, port, EchoDatagramProtocol, same_port_as=0))
+        endpoints.append(Endpoint("echo", "udp", host, port, EchoDatagramProtocol, same_port_as=tcp))
     return endpoints
