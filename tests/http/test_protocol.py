@@ -351,22 +351,24 @@ class FileHandler:
     allow = b"GET"
 
     def __init__(self) -> None:
-        self.released: list[int] = []
+        self.files: list[io.BytesIO] = []
 
     def handle(self, request: Request, conn: HttpProtocol) -> None:
-        n = len(self.released)
+        file = io.BytesIO(b"xxfile")
+        self.files.append(file)
         conn.start(request, 200, b"", 6)
-        conn.send_file(io.BytesIO(b"xxfile"), 2, 4, lambda: self.released.append(n))
+        conn.send_file(file, 2, 4)
         conn.send(b"!!")
         conn.finish()
 
 
-def test_send_file_releases_once_written() -> None:
+def test_send_file_hands_the_file_to_the_transport() -> None:
     handler = FileHandler()
     conn = FakeConnection(handler)
-    conn.feed(get("/") + get("/"))
-    assert [r.body for r in conn.responses()] == [b"file!!", b"file!!"]
-    assert handler.released == [0, 1]
+    conn.feed(get("/") + get("/") + get("/", method="HEAD"))
+    assert [r.body for r in conn.responses(head={2})] == [b"file!!", b"file!!", b""]
+    assert [f for f, _, _ in conn.transport.files] == handler.files[:2]
+    assert all(f.closed for f in handler.files)  # by the transport, or unsent (HEAD)
 
 
 # -- fuzzing ---------------------------------------------------------------------------

@@ -27,6 +27,14 @@ module adds what llhttp leaves to its user:
   data.  Bodies are capped by ``max_body`` and held in memory: a handler gets
   a complete request, which lets a WSGI app read ``wsgi.input`` on any
   engine, even one that runs the app inside ``data_received``.
+* **Upgrades.**  llhttp stops at the end of a request with ``Upgrade``
+  (``Connection: upgrade``): what follows belongs to another protocol, so
+  parsing ends there.  With ``keep_heads`` the parser also keeps the raw
+  bytes of that request's head (for a body-less HTTP/1.1 ``GET``), and every byte
+  after it, for the protocol that takes the connection over (WebSocket).
+  httptools reports no byte offsets except where it stops, so the parser
+  remembers the bytes read since the last read that began between
+  requests; the head is the end of them.
 
 Parsing is driven by :meth:`RequestParser.feed`; complete requests collect in
 :attr:`RequestParser.requests` for the connection to take, in order.
@@ -50,6 +58,7 @@ IDLE, HEAD, BODY = 0, 1, 2
 _SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"host", b"expect"})
 _WHITESPACE = b" \t"
 _METHOD_LIKE = re.compile(rb"[A-Z][A-Z_-]{0,31} ")
+_CRLF = b"\r\n"
 
 
 class Request:
@@ -68,6 +77,9 @@ class Request:
             before sending its body.
         content_length: the ``Content-Length`` value, or None.
         chunked: the body came with ``Transfer-Encoding: chunked``.
+        upgrade: for a body-less ``GET`` asking to switch protocols
+            (``Connection: upgrade``, ``Upgrade: ...``), its head exactly as
+            received, when the parser keeps heads; else None.
     """
 
     __slots__ = (
@@ -83,6 +95,7 @@ class Request:
         "path",
         "query",
         "target",
+        "upgrade",
         "version",
     )
 
@@ -99,6 +112,7 @@ class Request:
         self.continue_sent = False
         self.content_length: int | None = None
         self.chunked = False
+        self.upgrade: bytes | None = None
         self._hosts = 0
 
     def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
@@ -128,6 +142,8 @@ class RequestParser:
 
     Args:
         limits: the sizes to enforce.
+        keep_heads: keep the raw head of an upgrade request
+            (:attr:`Request.upgrade`) and the bytes after it (:attr:`rest`).
 
     After each :meth:`feed`, :attr:`requests` holds the requests completed so
     far (the caller takes them), :attr:`phase` says where the parser is
@@ -137,26 +153,34 @@ class RequestParser:
     value means a new head, which restarts the header timer).
     """
 
-    def __init__(self, limits: HttpLimits) -> None:
+    def __init__(self, limits: HttpLimits, keep_heads: bool = False) -> None:
         self.limits = limits
         self._max_line = limits.max_header_line
         self._max_head = limits.max_header_size
         self._max_headers = limits.max_headers
+        self._max_target = limits.max_request_target
         self.requests: list[Request] = []
         self.phase = IDLE
         self.begun = 0
         self.current: Request | None = None
         self.closed = False  # nothing after an upgrade request is parsed
+        #: After an upgrade request whose head was kept: the bytes that
+        #: followed it, which belong to the next protocol (else None).
+        self.rest: bytes | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._request: Request | None = None
         self._url = b""
         self._head_size = 0
-        self._header_count = 0
-        self._progress = False
         self._stalled = 0
         self._body: list[bytes] = []
         self._body_size = 0
         self._raw_body_left = 0  # body bytes read by hand after an upgrade pause
+        # With keep_heads: the reads since one that began between requests,
+        # and the requests begun before it (None: not kept, too long).
+        self._keep_heads = keep_heads
+        self._window: list[bytes] | None = None
+        self._window_size = 0
+        self._window_begun = 0
 
     # -- driving ------------------------------------------------------------
 
@@ -169,13 +193,19 @@ class RequestParser:
                 completed before the error stay in :attr:`requests`.
         """
         if self.closed:
+            if self.rest is not None:
+                self.rest += data  # the next protocol's bytes, kept for it
             return
         if self._raw_body_left:
             data = self._read_raw_body(data)
             if not data or self.closed:
                 return
-        self._progress = False
-        began_idle, begun = self.phase == IDLE, self.begun
+        phase, begun = self.phase, self.begun
+        began_idle = phase == IDLE
+        if self._keep_heads:
+            self._remember(data, began_idle)
+        if phase == HEAD:  # to tell whether this data moves the head on
+            mark = self._head_size + len(self._url)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -199,28 +229,52 @@ class RequestParser:
             message = str(exc)
             status = 505 if "invalid http version" in message.lower() else 400
             raise HttpError(status, message) from None
-        if self.phase == HEAD:
-            # A header line still growing makes no visible progress: count it.
-            if self._progress:
+        if phase == HEAD == self.phase and begun == self.begun:
+            # A header line still growing makes no visible progress (neither
+            # a header nor a piece of the target): count its bytes.
+            if self._head_size + len(self._url) != mark:
                 self._stalled = 0
             else:
                 self._stalled += len(data)
-                if self._stalled > self.limits.max_header_line:
+                if self._stalled > self._max_line:
                     raise HttpError(431, "header line too long")
 
-    def _upgrade(self, data: bytes, offset: int) -> None:
-        """llhttp paused on an ``Upgrade``/``CONNECT`` request.
+    def _remember(self, data: bytes, began_idle: bool) -> None:
+        """Keep the reads since the last one that began between requests."""
+        if began_idle:
+            self._window = [data]
+            self._window_size = len(data)
+            self._window_begun = self.begun
+        elif self._window is not None:
+            self._window.append(data)
+            self._window_size += len(data)
+            if self._window_size > 2 * self._max_head:  # a body: no upgrade head here
+                self._window = None
 
-        We upgrade to nothing: the request is answered as a plain one and the
-        connection closed after it (the bytes that follow were meant for the
-        other protocol).  llhttp ends such a message at its head, so a body
-        announced by Content-Length is read here by hand.
+    def _upgrade(self, data: bytes, offset: int) -> None:
+        """llhttp paused at the end of an ``Upgrade`` request's head.
+
+        The request is answered as a plain one and the connection closed
+        after it (the bytes that follow were meant for the other protocol),
+        unless the connection hands itself over to that protocol: for a
+        body-less GET, with ``keep_heads``, :attr:`Request.upgrade` is set
+        and :attr:`rest` keeps what follows (HTTP/1.0 has no upgrades: RFC 9110
+        section 7.8).  llhttp ends such a message at its head, so a body announced by Content-Length is read here by hand.
         """
         self.closed = True
         if not self.requests:  # paused before the message ended: nothing to serve
             raise HttpError(400, "unexpected upgrade")
         request = self.requests[-1]
         request.keep_alive = False
+        if (self._window is not None and request.method == b"GET" and request.version == "1.1"
+                and not request.content_length and not request.chunked):
+            raw = b"".join(self._window)
+            end = len(raw) - (len(data) - offset)
+            count = self.begun - self._window_begun  # requests begun in the window
+            start = 0 if count == 1 else _message_start(raw[:end], count)
+            request.upgrade = raw[start:end].lstrip(_CRLF)
+            self.rest = data[offset:]
+        self._window = None
         if request.chunked:
             self.requests.pop()  # its body was never read: do not answer it
             raise HttpError(400, "a chunked body on an upgrade request")
@@ -255,27 +309,23 @@ class RequestParser:
         self._request = Request()
         self._url = b""
         self._head_size = 0
-        self._header_count = 0
-        self._body = []
-        self._body_size = 0
         self._stalled = 0
-        self._progress = True
         self.phase = HEAD
         self.begun += 1
 
     def on_url(self, url: bytes) -> None:
-        self._progress = True
-        self._url += url
-        if len(self._url) > self.limits.max_request_target:
-            raise HttpError(414, f"request target over {self.limits.max_request_target} bytes")
+        if self._url:
+            url = self._url + url
+        self._url = url
+        if len(url) > self._max_target:
+            raise HttpError(414, f"request target over {self._max_target} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._progress = True
+        # The size of every line is checked as it comes; the number of
+        # lines at the end of the head (the size already bounds them).
         size = len(name) + len(value)
-        self._header_count += 1
         self._head_size += size + 4
-        if (size > self._max_line or self._head_size > self._max_head
-                or self._header_count > self._max_headers):
+        if size > self._max_line or self._head_size > self._max_head:
             self._header_limit(size)
         if self.phase == BODY:
             return  # a trailer after a chunked body: counted, then ignored
@@ -289,9 +339,7 @@ class RequestParser:
         limits = self.limits
         if size > limits.max_header_line:
             raise HttpError(431, f"header line over {limits.max_header_line} bytes")
-        if self._head_size > limits.max_header_size:
-            raise HttpError(431, f"headers over {limits.max_header_size} bytes")
-        raise HttpError(431, f"more than {limits.max_headers} headers")
+        raise HttpError(431, f"headers over {limits.max_header_size} bytes")
 
     def _special_header(self, request: Request, name: bytes, value: bytes) -> None:
         if name == b"content-length":
@@ -314,36 +362,41 @@ class RequestParser:
             request.expect_continue = True
 
     def on_headers_complete(self) -> None:
-        self._progress = True
         request = self._request
         assert request is not None
+        if len(request.headers) > self._max_headers:
+            raise HttpError(431, f"more than {self._max_headers} headers")
         parser = self._parser
         version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise HttpError(505, f"HTTP/{version} is not supported")
-        request.version = version
-        request.method = parser.get_method()
-        request.keep_alive = parser.should_keep_alive()
         if version == "1.1":
             if request._hosts != 1:
                 raise HttpError(400, "an HTTP/1.1 request needs exactly one Host header")
-        else:
+        elif version == "1.0":
+            request.version = version
             if request.chunked:  # RFC 9112 section 6.1: framing is faulty
                 raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
             request.expect_continue = False  # 1.0 clients do not wait for it
-        if request.method == b"CONNECT":
+        else:
+            raise HttpError(505, f"HTTP/{version} is not supported")
+        request.method = method = parser.get_method()
+        request.keep_alive = parser.should_keep_alive()
+        if method == b"CONNECT":
             raise HttpError(405, "CONNECT: this is not a proxy")
         length = request.content_length
         if length is not None and length > self.limits.max_body:
             raise HttpError(413, f"body of {length} bytes, over {self.limits.max_body}")
-        if not length and not request.chunked:
+        if request.expect_continue and not length and not request.chunked:
             request.expect_continue = False  # no body to wait for
-        self._set_target(request, self._url)
+        target = request.target = self._url
+        if target[:1] == b"/" and b"#" not in target:  # the usual origin form
+            request.path, _, request.query = target.partition(b"?")
+        else:
+            self._set_target(request, target)
         self.phase = BODY
         self.current = request
 
     def _set_target(self, request: Request, target: bytes) -> None:
-        request.target = target
+        """Path and query of an unusual target: ``*``, absolute, or with a ``#``."""
         if target[:1] != b"/":
             if target == b"*":
                 request.path = b"*"
@@ -377,7 +430,41 @@ class RequestParser:
         if body:
             request.body = body[0] if len(body) == 1 else b"".join(body)
             self._body = []
+            self._body_size = 0
         self.requests.append(request)
         self._request = None
         self.current = None
         self.phase = IDLE
+
+
+class _BeginCounter:
+    """httptools callbacks that only count the requests begun."""
+
+    def __init__(self) -> None:
+        self.begun = 0
+
+    def on_message_begin(self) -> None:
+        self.begun += 1
+
+
+def _message_start(raw: bytes, n: int) -> int:
+    """Where the ``n``-th request of ``raw`` (pipelined requests) begins.
+
+    httptools reports no offsets, so bisect: the smallest prefix of ``raw``
+    in which a fresh parser sees ``n`` requests begin ends with that
+    request's first byte.  Only for an upgrade request that arrived in one
+    read behind others: rare, and ``raw`` is at most a few heads long.
+    """
+    low, high = 0, len(raw)  # fewer than n begun in raw[:low]; n in raw[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        counter = _BeginCounter()
+        try:
+            httptools.HttpRequestParser(counter).feed_data(raw[:middle])
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            pass  # parsed once already: only the upgrade's own end can stop it
+        if counter.begun >= n:
+            high = middle
+        else:
+            low = middle
+    return high - 1

@@ -10,7 +10,7 @@ packet must get three responses in the same order, even when the first one
 takes longer.
 
 The request being answered is ``active``.  A *handler* (static files, the
-WSGI gateway, see ``handler.py``) receives it together with this object and
+WSGI gateway: see :class:`Handler` below) receives it together with this object and
 answers through the response methods below, now or later (the WSGI app runs
 in a worker thread; its response comes back on the loop thread)::
 
@@ -23,6 +23,10 @@ handler: ``Date`` and ``Server`` (cached per second), the framing
 (``Content-Length``, or ``Transfer-Encoding: chunked`` for HTTP/1.1 bodies of
 unknown length, or close-delimited for HTTP/1.0), and ``Connection``.  It
 drops the body of HEAD responses and of 204/304, keeping the length.
+
+Files go out with ``transport.sendfile``, which takes the file over: the
+transport closes it once sent, or when the connection ends, so a response
+never waits for a file to be released.
 
 Flow control (uvicorn's rule): while a response is in progress we go on
 reading only until the next request starts arriving; then reading pauses, so
@@ -38,6 +42,17 @@ connection made progress.  Phases: waiting for a request (keep-alive
 timeout: close silently), reading a head (header timeout from its first
 byte: 408), reading a body (body timeout between bytes: 408).
 
+Protocol switches (``Upgrade: websocket``): the service maps paths to
+protocol factories (``upgrades={"/chat/ws": ChatSocket}``).  A body-less GET
+with ``Connection: upgrade`` for such a path is not given to the handler:
+once it is the only request left (the responses before it sent), the
+connection is handed over with ``transport.set_protocol(new)``, then
+``new.connection_made(transport)`` and ``new.data_received(head + rest)``,
+where ``head`` is the request head exactly as received and ``rest`` what
+followed it, so the new protocol does its own handshake (it answers 101).
+An upgrade request for any other path is answered as a plain request, and
+the connection closed after it.
+
 Errors: a malformed request (``HttpError`` from the parser) is answered after
 the requests before it, then the connection closes, since the stream can no
 longer be trusted.  A handler that raises gets a 500 if nothing was sent yet,
@@ -50,7 +65,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 from typing import Protocol as TypingProtocol
 
@@ -75,14 +90,9 @@ _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
-#: Files sent with sendfile whose transfer is not yet known to be complete,
-#: per connection, beyond which the next request waits (each is an open fd).
-MAX_PENDING_FILES = 16
-#: How often to look again when that many files are pending (seconds).
-FILE_POLL_INTERVAL = 0.02
 
 # Timer kinds: which deadline is running.
-_NONE, _KEEPALIVE, _HEAD, _BODY, _POLL = 0, 1, 2, 3, 4
+_NONE, _KEEPALIVE, _HEAD, _BODY = 0, 1, 2, 3
 
 
 class Handler(TypingProtocol):
@@ -110,8 +120,12 @@ class HttpService:
     Args:
         handler: answers the requests.
         limits: sizes and timeouts (:class:`~ionet.http.limits.HttpLimits`).
+        upgrades: URL path (``"/chat/ws"``) -> factory of the protocol that
+            takes a connection over when a GET for that path asks for an
+            ``Upgrade`` (see the module notes).
         server: the ``Server`` header value ("" for none).
         access_log: called once per response (see ``accesslog.py``), or None.
+            A protocol switch is logged with status 101.
         clock: a monotonic clock for the timeouts; it must be the clock the
             engine's ``call_later`` runs on (``time.monotonic``, or a test's
             ``FakeClock``).
@@ -119,11 +133,17 @@ class HttpService:
     """
 
     def __init__(self, handler: Handler, limits: HttpLimits | None = None, *,
+                 upgrades: Mapping[str, Callable[[], Protocol]] | None = None,
                  server: str = "ionet", access_log: AccessLogger | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.handler = handler
         self.limits = limits or HttpLimits()
+        self.upgrades: dict[bytes, Callable[[], Protocol]] = {}
+        for path, factory in (upgrades or {}).items():
+            if not path.startswith("/"):
+                raise ValueError(f"an upgrade path starts with '/', not {path!r}")
+            self.upgrades[path.encode()] = factory
         self.access_log = access_log
         self.clock = clock
         self.http_clock = HttpClock(server, wall_clock)
@@ -149,7 +169,7 @@ class HttpProtocol(Protocol):
         self.service = service
         self.handler = service.handler
         self.limits = service.limits
-        self.parser = RequestParser(service.limits)
+        self.parser = RequestParser(service.limits, keep_heads=bool(service.upgrades))
         self.queue: collections.deque[Request] = collections.deque()
         self.active: Request | None = None
         self.failure: HttpError | None = None
@@ -158,20 +178,21 @@ class HttpProtocol(Protocol):
         self.environ_base: dict[str, Any] | None = None
         self.on_drain: Callable[[], None] | None = None
         self.on_lost: Callable[[], None] | None = None
+        #: True once this object is done with the connection: closed, or
+        #: handed to another protocol.
         self.closed = False
         self.write_paused = False
         self._reading = True
         self._eof = False
         self._stopping = False
         self._dispatching = False
+        self._http_clock = service.http_clock
         self._clock = service.clock
         self._timer: TimerHandle | None = None
         self._timer_at = 0.0
         self._deadline: float | None = None
         self._timer_kind = _NONE
         self._head_mark = -1
-        self._files: list[tuple[IO[bytes], Callable[[], None] | None]] = []
-        self._after_file = False
         # The response in progress.
         self._started = False
         self._head: bytes | None = None  # not yet written: goes with the first body bytes
@@ -219,7 +240,6 @@ class HttpProtocol(Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._release_files()
         on_lost, self.on_lost = self.on_lost, None
         self.on_drain = None
         if on_lost is not None:
@@ -248,12 +268,14 @@ class HttpProtocol(Protocol):
         """Answer queued requests until one is in progress or none is left."""
         self._dispatching = True
         try:
+            queue = self.queue
             while self.active is None and not self.closed:
-                if self.queue:
-                    if len(self._files) >= MAX_PENDING_FILES and not self._files_done():
-                        self._set_deadline(_POLL, FILE_POLL_INTERVAL)
-                        break
-                    self._dispatch(self.queue.popleft())
+                if queue:
+                    request = queue.popleft()
+                    if request.upgrade is not None and request.path in self.service.upgrades:
+                        self._switch(request)
+                        return
+                    self._dispatch(request)
                 elif self.failure is not None:
                     self._answer_failure(self.failure)
                 else:
@@ -267,8 +289,6 @@ class HttpProtocol(Protocol):
         self._started = False
         self._timer_kind = _NONE  # no deadline while we answer; _settle sets the next
         self._deadline = None
-        if self._files and self._after_file:
-            self._files_done()
         try:
             if request.path == b"*":
                 if request.method == b"OPTIONS":
@@ -284,6 +304,34 @@ class HttpProtocol(Protocol):
             log.error("%s: error answering %s", self.peer(), request, exc_info=exc)
             if self.active is request:
                 self.fail(request, HttpError(500, close=False))
+
+    def _switch(self, request: Request) -> None:
+        """Hand the connection to the protocol registered for the request's path.
+
+        Runs once every response before the request is sent (it is the last
+        request: nothing after an upgrade is parsed).  The new protocol gets
+        the request head as received and the bytes after it; it answers the
+        handshake itself.
+        """
+        factory = self.service.upgrades[request.path]
+        data = (request.upgrade or b"") + (self.parser.rest or b"")
+        self.parser.rest = None
+        if self.service.access_log is not None:
+            self.service.access_log(self, request, 101, 0)
+        new = factory()
+        self.closed = True  # from here on the connection is not ours
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        transport = self.transport
+        transport.set_protocol(new)
+        if not self._eof:
+            transport.resume_reading()  # paused while the request waited
+        new.connection_made(transport)
+        if data:
+            new.data_received(data)
+        if self._eof and not new.eof_received():
+            transport.close()
 
     def fail(self, request: Request, exc: HttpError) -> None:
         """Answer ``request`` with ``exc``'s error page, or abort if a response
@@ -305,12 +353,12 @@ class HttpProtocol(Protocol):
         """After any change: close, or set reading, 100-continue and the timer."""
         if self.closed:
             return
-        parser = self.parser
         if self.active is None and not self.queue:
-            if self._eof or (self._stopping and parser.phase == IDLE):
+            parser = self.parser
+            phase = parser.phase
+            if self._eof or (self._stopping and phase == IDLE):
                 self._close()
                 return
-            phase = parser.phase
             if phase == IDLE:
                 if self._timer_kind != _KEEPALIVE:
                     self._set_deadline(_KEEPALIVE, self.limits.keepalive_timeout)
@@ -323,8 +371,8 @@ class HttpProtocol(Protocol):
                 current = parser.current
                 if current is not None and current.expect_continue and not current.continue_sent:
                     current.continue_sent = True
-                    self._write(_CONTINUE)
-        elif self._timer_kind != _POLL:
+                    self.transport.write(_CONTINUE)
+        else:
             self._timer_kind = _NONE
             self._deadline = None
         self._update_reading()
@@ -363,9 +411,7 @@ class HttpProtocol(Protocol):
             self._timer_at = deadline
             return
         kind, self._timer_kind, self._deadline = self._timer_kind, _NONE, None
-        if kind == _POLL:
-            self._next()
-        elif kind == _KEEPALIVE:
+        if kind == _KEEPALIVE:
             log.debug("%s: closing an idle connection", self.peer())
             self._close()
         elif kind in (_HEAD, _BODY):
@@ -376,13 +422,14 @@ class HttpProtocol(Protocol):
 
     # -- responses --------------------------------------------------------------
 
-    def _keep_alive(self, request: Request) -> bool:
-        return request.keep_alive and not self._stopping and not self._eof
+    def _connection_header(self, request: Request, close: bool) -> bytes | None:
+        """The ``Connection`` header line for a response, or None to close after it.
 
-    def _head_parts(self, request: Request, status: int, headers: bytes,
-                    status_line: bytes | None, date: bool, server: bool) -> list[bytes]:
-        return [status_line or STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
-                self.service.http_clock.headers(date, server), headers]
+        After the peer's EOF, the requests it sent before are still answered.
+        """
+        if close or not request.keep_alive or self._stopping or (self._eof and not self.queue):
+            return None
+        return _KEEP_ALIVE if request.version == "1.0" else b""
 
     def respond(self, request: Request, status: int, headers: bytes = b"", body: bytes = b"",
                 length: int | None = None, status_line: bytes | None = None,
@@ -401,26 +448,19 @@ class HttpProtocol(Protocol):
             date / server: add the ``Date`` / ``Server`` header.
             close: close the connection after this response.
         """
-        keep = not close and self._keep_alive(request)
-        parts = self._head_parts(request, status, headers, status_line, date, server)
-        sent = 0
+        connection = self._connection_header(request, close)
         if status in NO_BODY_STATUSES:
-            body = b""
+            framing, body = b"", b""
         else:
-            parts.append(b"Content-Length: %d\r\n" % (len(body) if length is None else length))
+            framing = b"Content-Length: %d\r\n" % (len(body) if length is None else length)
             if request.method == b"HEAD":
                 body = b""
-        if not keep:
-            parts.append(_CLOSE)
-        elif request.version == "1.0":
-            parts.append(_KEEP_ALIVE)
-        parts.append(b"\r\n")
-        if body:
-            parts.append(body)
-            sent = len(body)
         self._started = True
-        self._write(b"".join(parts))
-        self._finished(request, status, sent, keep)
+        self.transport.write(b"".join((
+            status_line or STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
+            self._http_clock.headers(date, server), headers, framing,
+            _CLOSE if connection is None else connection, b"\r\n", body)))
+        self._finished(request, status, len(body), connection is not None)
 
     def respond_error(self, request: Request, status: int, headers: bytes = b"",
                       close: bool = False) -> None:
@@ -437,27 +477,25 @@ class HttpProtocol(Protocol):
         close-delimited to HTTP/1.0 ones.  The head is held back and goes out
         with the first body bytes, in one write.
         """
-        keep = not close and self._keep_alive(request)
-        parts = self._head_parts(request, status, headers, status_line, date, server)
+        connection = self._connection_header(request, close)
         no_body = status in NO_BODY_STATUSES
         head_only = no_body or request.method == b"HEAD"
+        framing = b""
         chunked = False
         if not no_body:
             if length is not None:
-                parts.append(b"Content-Length: %d\r\n" % length)
+                framing = b"Content-Length: %d\r\n" % length
             elif request.version == "1.1":
-                parts.append(_CHUNKED)
+                framing = _CHUNKED
                 chunked = not head_only
             elif not head_only:
-                keep = False  # the end of the body is the end of the connection
-        if not keep:
-            parts.append(_CLOSE)
-        elif request.version == "1.0":
-            parts.append(_KEEP_ALIVE)
-        parts.append(b"\r\n")
+                connection = None  # the end of the body is the end of the connection
         self._started = True
-        self._head = b"".join(parts)
-        self._keep = keep
+        self._head = b"".join((
+            status_line or STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
+            self._http_clock.headers(date, server), headers, framing,
+            _CLOSE if connection is None else connection, b"\r\n"))
+        self._keep = connection is not None
         self._chunked = chunked
         self._head_only = head_only
         self._remaining = None if head_only else length
@@ -478,39 +516,36 @@ class HttpProtocol(Protocol):
         self._sent += len(data)
         head, self._head = self._head, None
         if self._chunked:
-            self._write(b"".join((head or b"", b"%x\r\n" % len(data), data, b"\r\n")))
+            self.transport.write(b"".join((head or b"", b"%x\r\n" % len(data), data, b"\r\n")))
         elif head is not None:
-            self._write(head + data)
+            self.transport.write(head + data)
         else:
-            self._write(data)
+            self.transport.write(data)
 
-    def send_file(self, file: IO[bytes], offset: int, count: int,
-                  release: Callable[[], None] | None = None) -> None:
+    def send_file(self, file: IO[bytes], offset: int, count: int) -> None:
         """Send ``count`` bytes of ``file`` from ``offset`` with ``transport.sendfile``.
 
-        The file must stay open until the kernel has sent it; ``release``
-        (closing it, say) is called once that is known, or when the
-        connection ends.
+        The transport takes the file over and closes it once sent (or when
+        the connection ends); so does this method when nothing is to be sent.
         """
         if self._head_only or self.closed:
-            if release is not None:
-                release()
+            file.close()
             return
         if self._remaining is not None:
             count = min(count, self._remaining)
             self._remaining -= count
         head, self._head = self._head, None
         if self._chunked and count:
-            self._write((head or b"") + b"%x\r\n" % count)
+            self.transport.write((head or b"") + b"%x\r\n" % count)
         elif head is not None:
-            self._write(head)
-        if count:
-            self.transport.sendfile(file, offset, count)
-            self._sent += count
-        self._files.append((file, release))
-        self._after_file = False
-        if self._chunked and count:
-            self._write(b"\r\n")
+            self.transport.write(head)
+        if not count:
+            file.close()
+            return
+        self.transport.sendfile(file, offset, count)
+        self._sent += count
+        if self._chunked:
+            self.transport.write(b"\r\n")
 
     def finish(self) -> None:
         """End the started response (the last chunk, if chunked)."""
@@ -523,9 +558,9 @@ class HttpProtocol(Protocol):
                         request, self._remaining)
             keep = False
         if self._chunked:
-            self._write((head or b"") + _LAST_CHUNK)
+            self.transport.write((head or b"") + _LAST_CHUNK)
         elif head is not None:
-            self._write(head)
+            self.transport.write(head)
         self._finished(request, self._status, self._sent, keep)
 
     def abort(self) -> None:
@@ -549,36 +584,12 @@ class HttpProtocol(Protocol):
         self._status = 0
         if not keep:
             self._close()
-        elif not self._dispatching:
+        elif self._dispatching:
+            pass  # _next goes on with the queue
+        elif self.queue or self.failure is not None:
             self._next()
-
-    # -- output ----------------------------------------------------------------
-
-    def _write(self, data: bytes) -> None:
-        self.transport.write(data)
-        if self._files:
-            self._after_file = True
-            if self.transport.get_write_buffer_size() == 0:
-                self._release_files()
-
-    def _files_done(self) -> bool:
-        """Release the sendfile files if a later write shows they are sent."""
-        if self._after_file and self.transport.get_write_buffer_size() == 0:
-            self._release_files()
-            return True
-        return False
-
-    def _release_files(self) -> None:
-        # Everything queued after the files has left our buffer, and the
-        # transport keeps order, so the file regions have been sent too.
-        files, self._files = self._files, []
-        self._after_file = False
-        for file, release in files:
-            if release is not None:
-                try:
-                    release()
-                except OSError as exc:
-                    log.debug("releasing %r: %s", file, exc)
+        else:
+            self._settle()
 
     def _close(self, abort: bool = False) -> None:
         if self.closed:

@@ -35,6 +35,7 @@ import logging
 import mimetypes
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, unquote_to_bytes
@@ -65,6 +66,9 @@ _MIME.add_type("application/wasm", ".wasm")
 
 _ALLOW = b"GET, HEAD, OPTIONS"
 UNSATISFIABLE = (-1, -1)
+#: Request headers that can change the answer for a file (304, 206, 416).
+_CONDITIONS = frozenset({b"if-none-match", b"if-modified-since", b"range", b"if-range"})
+_FS_ENCODING = sys.getfilesystemencoding()
 
 
 def content_type(name: str) -> str:
@@ -121,6 +125,14 @@ class _FileInfo(NamedTuple):
     body: bytes | None  # the contents, for small files
 
 
+def _has_conditions(request: Request) -> bool:
+    """Whether the request has a header that may change a file's answer."""
+    for name, _ in request.headers:
+        if name in _CONDITIONS:
+            return True
+    return False
+
+
 def _etag_matches(header: bytes, etag: bytes) -> bool:
     """``If-None-Match`` uses the weak comparison: ``W/"x"`` equals ``"x"``."""
     if header.strip() == b"*":
@@ -155,6 +167,7 @@ class StaticFiles:
             raise NotADirectoryError(f"not a directory: {root}")
         self.root = real.rstrip("/") or "/"
         self._root_slash = self.root if self.root == "/" else self.root + "/"
+        self._root_base = self.root.rstrip("/")  # "" for "/": paths are base + "/name"
         if not prefix.startswith("/") or not prefix.endswith("/"):
             raise ValueError(f"the prefix must start and end with '/', not {prefix!r}")
         self.prefix = prefix.encode()
@@ -183,9 +196,9 @@ class StaticFiles:
             url_path = unquote_to_bytes(url_path)
         if b"\x00" in url_path or b"\\" in url_path:
             return None
-        path = self.root.rstrip("/")
+        path = self._root_base
         st: os.stat_result | None = None
-        for part in os.fsdecode(url_path).split("/"):
+        for part in url_path.decode(_FS_ENCODING, "surrogateescape").split("/"):
             if part == "" or part == ".":
                 continue
             if part == "..":
@@ -358,11 +371,13 @@ class StaticFiles:
         if info is None:
             conn.respond_error(request, 404)
             return
-        if self._not_modified(request, info):
-            conn.respond(request, 304, info.headers)
-            return
         size = info.key[2]
-        span = self._range(request, info, size)
+        span = None
+        if _has_conditions(request):
+            if self._not_modified(request, info):
+                conn.respond(request, 304, info.headers)
+                return
+            span = self._range(request, info, size)
         headers, status = info.headers, 200
         if span is not None:
             if span == UNSATISFIABLE:
@@ -392,5 +407,5 @@ class StaticFiles:
             conn.respond_error(request, 503, b"Retry-After: 1\r\n")
             return
         conn.start(request, status, headers, length)
-        conn.send_file(file, first, length, file.close)
+        conn.send_file(file, first, length)  # the transport closes it once sent
         conn.finish()

@@ -190,28 +190,36 @@ class _Head(NamedTuple):
 
 
 _Encoded = tuple[bytes, int | None, bool, bool, bool]
-#: Encoded header lists, by value: most apps send the same few lists again
-#: and again, and a lookup is ten times cheaper than checking and encoding.
-_ENCODED_CACHE: dict[tuple[tuple[str, str], ...], _Encoded] = {}
-_ENCODED_CACHE_MAX = 512
+#: Checked and encoded heads, by the status and header list the app gave:
+#: most apps send the same few again and again, and a lookup is ten times
+#: cheaper than checking and encoding.
+_HEAD_CACHE: dict[tuple[str, tuple[tuple[str, str], ...]], _Head] = {}
+_HEAD_CACHE_MAX = 512
 
 
-def _encode_headers_cached(headers: list[tuple[str, str]]) -> _Encoded:
-    """:func:`_encode_headers`, remembering the result for small header lists."""
-    if type(headers) is list and len(headers) <= 16:
-        try:
-            key = tuple(headers)
-            cached = _ENCODED_CACHE.get(key)
-        except TypeError:  # an unhashable item: let the full check explain it
-            return _encode_headers(headers)
-        if cached is not None:
-            return cached
-        encoded = _encode_headers(headers)
-        if len(_ENCODED_CACHE) >= _ENCODED_CACHE_MAX:
-            _ENCODED_CACHE.clear()  # varying headers (cookies, ETags): start over
-        _ENCODED_CACHE[key] = encoded
-        return encoded
-    return _encode_headers(headers)
+def _make_head(status: str, headers: list[tuple[str, str]]) -> _Head:
+    """The checked head for ``start_response(status, headers)``, cached for
+    small header lists."""
+    if type(status) is not str or type(headers) is not list or len(headers) > 16:
+        return _new_head(status, headers)
+    try:
+        key = (status, tuple(headers))
+        cached = _HEAD_CACHE.get(key)
+    except TypeError:  # an unhashable item: let the full check explain it
+        return _new_head(status, headers)
+    if cached is not None:
+        return cached
+    head = _new_head(status, headers)
+    if len(_HEAD_CACHE) >= _HEAD_CACHE_MAX:
+        _HEAD_CACHE.clear()  # varying headers (cookies, ETags): start over
+    _HEAD_CACHE[key] = head
+    return head
+
+
+def _new_head(status: str, headers: list[tuple[str, str]]) -> _Head:
+    code, line = _parse_status(status)
+    block, length, date, server, close = _encode_headers(headers)
+    return _Head(code, line, block, length, date, server, close)
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> _Encoded:
@@ -380,7 +388,8 @@ class _Call:
 
     def begin(self) -> None:
         self.conn.on_lost = self._connection_lost
-        self._advance(self._first_step)
+        self.running = True
+        self.conn.transport.run_in_worker(self._first_step, self._deliver)
 
     def _advance(self, step: Callable[[], _Step]) -> None:
         """Run ``step`` in a worker; deliver its result; repeat while asked to."""
@@ -412,13 +421,15 @@ class _Call:
     def _send(self, outcome: Outcome[_Step]) -> bool:
         """Send a step's output; True to run the next step at once."""
         conn, request = self.conn, self.request
+        step = outcome.value
         if self.lost or conn.closed:
+            if step is not None and step.file is not None:
+                step.file[0].close()  # never handed to the transport
             return False
         if outcome.error is not None:  # our own step code failed: a bug
             log.error("WSGI gateway failure on %s", request, exc_info=outcome.error)
             conn.fail(request, HttpError(500))
             return False
-        step = outcome.value
         assert step is not None
         if step.error:
             conn.respond_error(request, 500, close=True)
@@ -431,9 +442,9 @@ class _Call:
             if step.done and step.file is None and (
                     head.length == len(step.data)
                     or (head.length is None and (step.data or request.method != b"HEAD"))):
-                conn.respond(request, head.status, head.headers, step.data,
-                             status_line=head.status_line, date=head.date,
-                             server=head.server, close=head.close)
+                # The whole response at once: one write (the common case).
+                conn.respond(request, head.status, head.headers, step.data, None,
+                             head.status_line, head.date, head.server, head.close)
                 return False
             conn.start(request, head.status, head.headers, head.length,
                        status_line=head.status_line, date=head.date,
@@ -442,7 +453,7 @@ class _Call:
             conn.send(step.data)
         if step.file is not None:
             file, offset, count = step.file
-            conn.send_file(file, offset, count, self._release_file)
+            conn.send_file(file, offset, count)  # the transport closes it once sent
         if step.done:
             conn.finish()
             return False
@@ -450,9 +461,6 @@ class _Call:
             conn.on_drain = self._resume
             return False
         return True
-
-    def _release_file(self) -> None:
-        self._close_result()
 
     def _connection_lost(self) -> None:
         # The client went away mid-response: the iterable must still be
@@ -467,7 +475,9 @@ class _Call:
         try:
             return self._first()
         finally:
-            self._step_done()
+            self.running = False
+            if self.lost:
+                self._close_result()
 
     def _more_step(self) -> _Step:
         try:
@@ -482,13 +492,13 @@ class _Call:
 
     def _first(self) -> _Step:
         try:
-            environ = build_environ(self.request, self.base)
-            result = self.gateway.app(environ, self.start_response)
+            result = self.gateway.app(build_environ(self.request, self.base),
+                                      self.start_response)
         except Exception as exc:  # the app's boundary: any failure becomes a 500
             return self._failed(exc)
-        self.result = result
         if type(result) is list and not self.out and self.head is not None:
             return self._whole_list(result)
+        self.result = result
         if type(result) is FileWrapper:
             file_step = self._file(result)
             if file_step is not None:
@@ -501,18 +511,20 @@ class _Call:
 
     def _whole_list(self, result: list[bytes]) -> _Step:
         """The common case, a list of byte strings: the whole body in one step."""
-        for chunk in result:
-            if type(chunk) is not bytes:
-                return self._failed(TypeError(
-                    f"a WSGI app must return bytes, not {type(chunk).__name__}"))
-        data = result[0] if len(result) == 1 else b"".join(result)
+        if len(result) == 1 and type(result[0]) is bytes:
+            data = result[0]
+        else:
+            for chunk in result:
+                if type(chunk) is not bytes:
+                    return self._failed(TypeError(
+                        f"a WSGI app must return bytes, not {type(chunk).__name__}"))
+            data = b"".join(result)
         head = self.head
         assert head is not None
         if head.length is not None and len(data) > head.length:
             data = data[:head.length]
-        self.result = None  # a list has no close()
-        self.sent = len(data)
-        return _Step(self._emit_head(), data, done=True)
+        self.sent = len(data)  # (a list has no close(): nothing to keep)
+        return _Step(self._emit_head(), data, None, True)
 
     def _collect(self, whole: bool = False) -> _Step:
         """Gather output: all of it (``whole``), up to a batch, or one chunk."""
@@ -556,13 +568,20 @@ class _Call:
         return _Step(self._emit_head(), data, done=done)
 
     def _file(self, wrapper: FileWrapper) -> _Step | None:
-        """A file wrapper over a regular file: a sendfile step (else None)."""
+        """A file wrapper over a regular file: a sendfile step (else None).
+
+        ``transport.sendfile`` takes over the file it is given and closes it
+        once sent, so it gets a descriptor of its own (``os.dup``), and the
+        app's iterable is closed at once, as PEP 3333 asks at the end of a
+        response.
+        """
         try:
             fd = wrapper.filelike.fileno()
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or self.status is None:
                 return None
             offset = wrapper.filelike.tell()
+            file = os.fdopen(os.dup(fd), "rb", buffering=0)
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
             return None
         count = max(0, st.st_size - offset)
@@ -572,7 +591,8 @@ class _Call:
             count = min(count, head.length)
         data = b"".join(self.out)
         self.out = []
-        return _Step(self._emit_head(), data, (wrapper.filelike, offset, count), done=True)
+        self._close_result()
+        return _Step(self._emit_head(), data, (file, offset, count), done=True)
 
     def _emit_head(self) -> _Head | None:
         if self.emitted:
@@ -610,10 +630,8 @@ class _Call:
                 exc_info = None  # break the traceback cycle
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        code, line = _parse_status(status)
-        block, length, date, server, close = _encode_headers_cached(headers)
+        self.head = _make_head(status, headers)
         self.status = status
-        self.head = _Head(code, line, block, length, date, server, close)
         return self.write
 
     def write(self, data: bytes) -> None:
