@@ -26,11 +26,11 @@ from ionet.serve_options import (
 )
 
 #: Modules with ``register(subparsers)`` and ``up_endpoints(args)``.
-SERVICE_CLIS = ("ionet.echo.cli", "ionet.http.cli", "ionet.web.cli", "ionet.dict.cli")
+SERVICE_CLIS = ("ionet.echo.cli", "ionet.http.cli", "ionet.web.cli", "ionet.ftp.cli", "ionet.chat.cli", "ionet.dict.cli")
 
 
 #: ``ionet bench NAME`` runs ``ionet.bench.NAME.main(args)``.
-BENCHMARKS = ("engines", "ds", "http", "web", "dict")
+BENCHMARKS = ("engines", "ds", "http", "web", "dict", "ftp", "chat")
 
 
 def _service_modules() -> list[ModuleType]:
