@@ -145,6 +145,8 @@ def bind_first_free(host: str, ports: Sequence[int]) -> socket.socket:
     for port in ports:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
+            # A port from --passive-ports may still have connections in TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
             sock.listen(8)
             sock.setblocking(False)

@@ -362,7 +362,11 @@ class AioConnection(asyncio.Protocol, Transport):
                 self.close()
         # Closing is ours to do (after any queued file), so asyncio must not
         # close first; TLS transports close anyway (and warn about True).
-        return None if self._tls else True
+        # If close() already reached asyncio's transport, let it finish: uvloop
+        # leaves a transport open forever when eof_received then says True.
+        if self._tls or self._aio.is_closing():
+            return None
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = self._closing = True
