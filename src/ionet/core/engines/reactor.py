@@ -246,7 +246,7 @@ class ReactorEngine(Engine):
 
     def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
         if self._pool is None:
-            self._pool = WorkerPool(self.limits.worker_threads)
+            self._pool = WorkerPool(self.limits.worker_threads, self.call_soon)
             self._watch(self._pool.fileno(), _PoolHandler(self._pool), READ)
         self._pool.submit(func, callback)
 
