@@ -54,15 +54,11 @@ class HttpDoor(Protocol):
         self.service = service
         self.buffer = b""
         self.done = False
-        self.delegate: Protocol | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self.delegate is not None:
-            self.delegate.data_received(data)
-            return
         if self.done:
             return
         self.buffer += data
@@ -91,10 +87,7 @@ class HttpDoor(Protocol):
             self.done = True
             ws = self.service.websocket_protocol()
             assert self.transport is not None
-            try:
-                self.transport.set_protocol(ws)
-            except NotImplementedError:
-                self.delegate = ws  # this engine cannot switch: forward its events
+            self.transport.set_protocol(ws)
             ws.connection_made(self.transport)
             ws.data_received(head + rest)
         elif path == PAGE_PATH and method in ("GET", "HEAD"):
@@ -106,17 +99,6 @@ class HttpDoor(Protocol):
             self._respond(302, "Found", b"", extra=f"Location: {PAGE_PATH}\r\n".encode())
         else:
             self._respond(404, "Not Found", b"not found\n")
-
-    def eof_received(self) -> bool | None:
-        return self.delegate.eof_received() if self.delegate is not None else None
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self.delegate is not None:
-            self.delegate.connection_lost(exc)
-
-    def server_stopping(self) -> None:
-        if self.delegate is not None:
-            self.delegate.server_stopping()
 
     def _respond(self, status: int, reason: str, body: bytes,
                  content_type: str = "text/plain; charset=utf-8", extra: bytes = b"",

@@ -19,7 +19,11 @@ So a slow receiver costs the sender nothing: its bytes pile up in its own
 outbox and write buffer, and once they pass the sink's cap (1 MiB) the sink
 reports an overflow and the member is dropped with a leave notice, as ngircd
 drops a client whose 32 KiB send queue fills.  And a burst of messages from
-one sender, read in one ``recv``, goes to each receiver in one write.
+one sender, read in one ``recv``, is one :class:`~ionet.chat.messages.Batch`:
+one queue entry per receiver, their bytes joined once and shared
+(:meth:`Lobby.say_many`).  When a sender outruns most of its room rather
+than one member, the door stops reading it for a moment instead
+(:meth:`Lobby.congested`), so a flood slows down rather than drops everyone.
 
 The lock is a plain ``threading.Lock``: uncontended (loop engines) it costs
 about 50 ns; on the thread engine it orders the room's events, so every

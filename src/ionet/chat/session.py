@@ -139,16 +139,14 @@ class StreamSink:
       one write;
     * from another thread (the thread and gevent engines, the Redis bus, the
       console): ``call_soon_threadsafe(flush)``, so that a receiver that
-      reads slowly blocks its own thread, never the sender's.
-
-    A transport that cannot ``call_soon_threadsafe`` gets a writer thread
-    for its flushes (:meth:`_writer_wake`); its ``write`` must be
-    thread-safe (the blocking engines' is).
+      reads slowly blocks its own thread, never the sender's.  (A direct
+      ``write`` from the sender's thread would be thread-safe on the thread
+      engine too, but one receiver that reads nothing would then block every
+      sender in turn.)
     """
 
     __slots__ = ("transport", "lock", "websocket", "cap", "owner", "outbox", "queued",
-                 "scheduled", "urgent", "listed", "dead", "on_overflow", "_writing", "flusher",
-                 "_wake")
+                 "scheduled", "urgent", "listed", "dead", "on_overflow", "_writing", "flusher")
 
     def __init__(self, transport: Transport, lock: Any, websocket: bool = False,
                  cap: int = DEFAULT_SINK_CAP, flusher: Flusher | None = None) -> None:
@@ -165,9 +163,8 @@ class StreamSink:
         self.listed = False  # in its flusher's list for the next round
         self.dead = False
         self.on_overflow: Callable[[], None] = lambda: None
-        # One writer at a time (only the fallback above has several).
+        # One writer at a time (flushes queued from several threads may overlap).
         self._writing = threading.Lock()
-        self._wake: threading.Event | None = None  # the fallback's writer thread
 
     def deliver(self, message: Encoded) -> int:
         # The hot loop of a broadcast (once per receiver per message): the
@@ -201,32 +198,7 @@ class StreamSink:
             else:
                 transport.call_later(0, self.flush)
             return
-        try:
-            transport.call_soon_threadsafe(self.flush)
-        except NotImplementedError:
-            self._writer_wake()
-
-    def _writer_wake(self) -> None:
-        """The fallback: a writer thread of this sink's own does the flushes.
-
-        For transports that cannot ``call_soon_threadsafe`` (the blocking
-        engines' today): their ``write`` blocks while the receiver's buffer
-        is full, so it must not run in the sender's thread.  One more thread
-        (a greenlet under gevent) per member, started on first use.
-        """
-        with self.lock:
-            wake = self._wake
-            if wake is None:
-                wake = self._wake = threading.Event()
-                threading.Thread(target=self._write_loop, args=(wake,), daemon=True,
-                                 name="chat-writer").start()
-        wake.set()
-
-    def _write_loop(self, wake: threading.Event) -> None:
-        while not self.dead and not self.transport.is_closing():
-            wake.wait(1.0)  # a timeout, to notice a closed connection
-            wake.clear()
-            self.flush()
+        transport.call_soon_threadsafe(self.flush)
 
     def flush(self) -> None:
         """Write everything queued, in one ``write``.
