@@ -314,8 +314,14 @@ def test_fork_engine_reaps_every_child() -> None:
         _open_close(server, 1000)
         parent = psutil.Process(server.pid)
 
+        def is_zombie(child: psutil.Process) -> bool:
+            try:
+                return child.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:  # reaped between listing and asking: not a zombie
+                return False
+
         def no_zombies() -> bool:
-            return not [c for c in parent.children() if c.status() == psutil.STATUS_ZOMBIE]
+            return not [c for c in parent.children() if is_zombie(c)]
 
         wait_until(no_zombies, timeout=10, message="every child reaped")
         wait_until(lambda: not parent.children(), timeout=10, message="every child gone")
