@@ -1,4 +1,4 @@
-"""Shared fixtures: the engine matrix, a TLS certificate, leak checks.
+"""Shared fixtures: the engine matrix, a TLS certificate, a browser, leak checks.
 
 Every service test that takes the ``engine`` fixture runs once per engine in
 ``ionet.core.engines.ENGINES`` (uvicorn's parametrized ``http_protocol_cls``,
@@ -7,14 +7,23 @@ CPython's per-selector test classes): one suite, every implementation.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ionet.core.engines import ENGINES, get_engine
 
 LOOP_ENGINES = ("select", "poll", "epoll", "asyncio", "uvloop")
+
+#: The browser tests drive Debian's Chromium (``apt-get install chromium``)
+#: through Playwright, rather than a browser Playwright downloads.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 @pytest.fixture(params=ENGINES)
@@ -43,3 +52,24 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         check=True, capture_output=True, timeout=60,
     )
     return cert, key
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium (Playwright's sync ``Browser``), one per test module.
+
+    Module-scoped rather than session-scoped: Playwright's sync API runs its
+    own event loop, which should not stay open while other modules run
+    asyncio in this thread.
+    """
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM} "
+                    "(apt-get install chromium)")
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                    headless=True, timeout=30_000)
+        try:
+            yield browser
+        finally:
+            browser.close()

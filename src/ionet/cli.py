@@ -16,6 +16,7 @@ import sys
 from types import ModuleType
 
 from ionet import __version__
+from ionet.core.config import Endpoint
 from ionet.core.errors import UserError
 from ionet.core.server import serve
 from ionet.serve_options import (
@@ -25,8 +26,13 @@ from ionet.serve_options import (
     limits_from_args,
 )
 
-#: Modules with ``register(subparsers)`` and ``up_endpoints(args)``.
-SERVICE_CLIS = ("ionet.echo.cli", "ionet.http.cli", "ionet.web.cli", "ionet.ftp.cli", "ionet.chat.cli", "ionet.dict.cli")
+#: Modules with ``register(subparsers)`` and ``up_endpoints(args)``, in the
+#: order of ``ionet --help`` and of the ports ``ionet up`` announces.
+SERVICE_CLIS = ("ionet.echo.cli", "ionet.http.cli", "ionet.web.cli", "ionet.ftp.cli",
+                "ionet.chat.cli", "ionet.dict.cli")
+#: Built last by ``ionet up``: its server mounts the pages the others put in
+#: ``args.http_mounts`` (the chat's ``/chat/``).
+UP_LAST = "ionet.http.cli"
 
 
 #: ``ionet bench NAME`` runs ``ionet.bench.NAME.main(args)``.
@@ -73,12 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def up_endpoints(args: argparse.Namespace) -> list[Endpoint]:
+    """Every service's endpoints for ``ionet up``, in :data:`SERVICE_CLIS` order.
+
+    Services add pages for the HTTP server to ``args.http_mounts`` (a list
+    of :class:`~ionet.http.mount.Site`); the HTTP service is built after
+    them (:data:`UP_LAST`) and mounts them all.
+    """
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    args.http_mounts = []
+    modules = _service_modules()
+    built = {module.__name__: module.up_endpoints(args)
+             for module in sorted(modules, key=lambda module: module.__name__ == UP_LAST)}
+    return [endpoint for module in modules for endpoint in built[module.__name__]]
+
+
 def run_up(args: argparse.Namespace) -> int:
     """``ionet up``: every service's endpoints in one server, one engine."""
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    endpoints = []
-    for module in _service_modules():
-        endpoints.extend(module.up_endpoints(args))
+    endpoints = up_endpoints(args)
     return serve(endpoints, args.engine, limits_from_args(args), args.workers, announce=announce)
 
 

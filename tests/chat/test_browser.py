@@ -1,34 +1,14 @@
 """The chat page in headless Chromium (Debian's, driven by Playwright).
 
 Two browser pages chat with each other through ``/chat/ws``; a message that
-is a ``<script>`` element shows as text and runs nothing.
+is a ``<script>`` element shows as text and runs nothing.  The page and the
+WebSocket come from ionet's HTTP server (``ionet chat serve --http-port``);
+the ``browser`` fixture is in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"the browser test needs Debian's chromium at {CHROMIUM} "
-                    "(apt-get install chromium)")
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True,
-                                    timeout=30_000)
-        yield browser
-        browser.close()
 
 
 def open_chat(browser: Any, url: str, name: str) -> Any:
@@ -38,7 +18,10 @@ def open_chat(browser: Any, url: str, name: str) -> Any:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.errors = errors
-    page.goto(url)
+    response = page.goto(url)
+    assert response is not None and response.status == 200
+    assert response.headers["server"] == "ionet"  # the HTTP server, not a stand-in
+    assert "script-src 'sha256-" in response.headers["content-security-policy"]
     page.fill("#name", name)
     page.click("#join button")
     page.wait_for_selector("#say:not([hidden])")

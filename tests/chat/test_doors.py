@@ -12,9 +12,11 @@ import pytest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
+from ionet.chat.page import WS_PATH, ChatPage
 from ionet.chat.room import Lobby
 from ionet.chat.service import ChatService
 from ionet.chat.udp import GAP_TIMEOUT
+from ionet.chat.ws import WebSocketChatProtocol, origin_allowed
 from ionet.core.testing import (
     FakeClock,
     FakeDatagramTransport,
@@ -22,6 +24,8 @@ from ionet.core.testing import (
     feed_split,
     random_pieces,
 )
+from ionet.http import HttpService
+from ionet.http.mount import Site, compose
 
 Obj = dict[str, Any]
 
@@ -317,17 +321,41 @@ def test_udp_big_history_is_trimmed_to_fit_a_datagram(clock: FakeClock) -> None:
     assert welcome["history"][-1]["text"].startswith("0049")
 
 
-# -- WebSocket, through the HTTP door --------------------------------------------------
+# -- the page and the WebSocket, through ionet's HTTP server ---------------------------
 
 
-def ws_client(service: ChatService, clock: FakeClock) -> tuple[FakeTransport, WSConnection]:
+def http(service: ChatService, clock: FakeClock) -> FakeTransport:
+    """A connection to ``HttpService(ChatPage(), upgrades=...)``, as ``chat serve`` builds it."""
+    http_service = HttpService(ChatPage(), upgrades={WS_PATH: service.websocket_protocol},
+                               clock=clock)
     transport = FakeTransport(clock=clock)
-    transport.connect(service.http_protocol())
+    transport.connect(http_service())
+    return transport
+
+
+def ws_client(service: ChatService, clock: FakeClock, sizes: list[int] | None = None,
+              **request: Any) -> tuple[FakeTransport, WSConnection]:
+    transport = http(service, clock)
     client = WSConnection(ConnectionType.CLIENT)
-    transport.feed(client.send(Request(host="localhost", target="/chat/ws")))
+    handshake = client.send(Request(host="localhost", target="/chat/ws", **request))
+    if sizes:
+        feed_split(transport, handshake, sizes=sizes)
+    else:
+        transport.feed(handshake)
     client.receive_data(transport.take())
     assert isinstance(next(client.events()), AcceptConnection)
+    assert isinstance(transport.protocol, WebSocketChatProtocol)
     return transport, client
+
+
+def masked_text(text: str) -> bytes:
+    """A client's text frame (RFC 6455 section 5.2), for bytes sent before the
+    handshake's answer (wsproto will not build one then)."""
+    payload = text.encode()
+    assert len(payload) < 126
+    mask = b"\x0f\xf0\x55\xaa"
+    return (bytes([0x81, 0x80 | len(payload)]) + mask
+            + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
 
 def ws_objs(transport: FakeTransport, client: WSConnection, clock: FakeClock) -> list[Obj]:
@@ -336,8 +364,8 @@ def ws_objs(transport: FakeTransport, client: WSConnection, clock: FakeClock) ->
     return [json.loads(e.data) for e in client.events() if isinstance(e, TextMessage)]
 
 
-def test_websocket_chat_through_the_http_door(service: ChatService, clock: FakeClock) -> None:
-    (ta, ca), (tb, cb) = ws_client(service, clock), ws_client(service, clock)
+def test_websocket_chat_through_the_http_server(service: ChatService, clock: FakeClock) -> None:
+    (ta, ca), (tb, cb) = ws_client(service, clock), ws_client(service, clock, sizes=[1])
     ta.feed(ca.send(TextMessage(data=json.dumps({"type": "join", "name": "ann"}))))
     tb.feed(cb.send(TextMessage(data=json.dumps({"type": "join", "name": "bob"}))))
     frame = cb.send(TextMessage(data=json.dumps({"type": "say", "text": "<script>x</script>"})))
@@ -346,6 +374,20 @@ def test_websocket_chat_through_the_http_door(service: ChatService, clock: FakeC
         {"type": "joined", "name": "bob", "room": "#lobby"},
         {"type": "message", "from": "bob", "room": "#lobby", "text": "<script>x</script>",
          "time": 99.0}]
+
+
+def test_the_upgrade_and_a_frame_in_one_read(service: ChatService, clock: FakeClock) -> None:
+    transport = http(service, clock)
+    client = WSConnection(ConnectionType.CLIENT)
+    transport.feed(client.send(Request(host="localhost", target="/chat/ws"))
+                   + masked_text('{"type":"join","name":"ann"}'))
+    client.receive_data(transport.take())
+    events = list(client.events())
+    assert isinstance(events[0], AcceptConnection)
+    clock.advance(0)
+    client.receive_data(transport.take())
+    objs = [json.loads(e.data) for e in [*events, *client.events()] if isinstance(e, TextMessage)]
+    assert objs[0]["type"] == "welcome" and objs[0]["name"] == "ann"
 
 
 def test_websocket_and_tcp_share_the_room(service: ChatService, clock: FakeClock) -> None:
@@ -359,22 +401,89 @@ def test_websocket_and_tcp_share_the_room(service: ChatService, clock: FakeClock
     assert lines(tt, clock)[-1]["text"] == "to tcp"
 
 
-def test_http_door_page_redirect_404() -> None:
-    service = ChatService()
+def test_a_page_of_the_same_origin_is_accepted(service: ChatService, clock: FakeClock) -> None:
+    transport, client = ws_client(service, clock,
+                                  extra_headers=[(b"Origin", b"http://localhost")])
+    transport.feed(client.send(TextMessage(data='{"type":"join","name":"ann"}')))
+    assert ws_objs(transport, client, clock)[0]["type"] == "welcome"
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"http://localhost:8001",
+                                    b"null", b"file://", b"http://localhost.evil.example"])
+def test_a_page_of_another_origin_is_refused(service: ChatService, clock: FakeClock,
+                                             origin: bytes) -> None:
+    transport = http(service, clock)
+    client = WSConnection(ConnectionType.CLIENT)
+    handshake = client.send(Request(host="localhost", target="/chat/ws",
+                                    extra_headers=[(b"Origin", origin)]))
+    transport.feed(handshake + masked_text('{"type":"join","name":"eve"}'))
+    reply = transport.take()
+    assert reply.startswith(b"HTTP/1.1 403 "), reply
+    assert transport.closed
+    assert not any(room.members for room in service.lobby.rooms.values())
+
+
+def test_allowed_origins_open_the_websocket(clock: FakeClock) -> None:
+    service = ChatService(Lobby(rate=0, clock=clock), clock=clock,
+                          allowed_origins=["https://Chat.Example.com/"])
+    ws_client(service, clock, extra_headers=[(b"Origin", b"https://chat.example.com")])
+    transport = http(service, clock)
+    client = WSConnection(ConnectionType.CLIENT)
+    transport.feed(client.send(Request(host="localhost", target="/chat/ws",
+                                       extra_headers=[(b"Origin", b"https://evil.example")])))
+    assert transport.take().startswith(b"HTTP/1.1 403 ")
+
+
+@pytest.mark.parametrize("origin, host, same", [
+    ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+    ("http://example.com", "example.com:80", True),
+    ("https://example.com", "example.com", True),
+    ("http://[::1]:8000", "[::1]:8000", True),
+    ("http://LocalHost:8000", "localhost:8000", True),
+    ("http://example.com:8080", "example.com", False),
+    ("http://localhost:8000", "127.0.0.1:8000", False),
+    ("http://user@example.com", "example.com", False),
+    ("http://example.com:99999", "example.com:99999", False),
+    ("ftp://example.com", "example.com", False),
+    ("null", "example.com", False),
+])
+def test_origin_allowed(origin: str, host: str, same: bool) -> None:
+    assert origin_allowed(origin, host) is same
+
+
+def test_page_redirect_404_426_and_bad_requests() -> None:
+    service, clock = ChatService(), FakeClock()
     for request, status in ((b"GET /chat/ HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),
-                            (b"GET / HTTP/1.1\r\n\r\n", b"302"),
-                            (b"GET /nope HTTP/1.1\r\n\r\n", b"404"),
-                            (b"GET /chat/ws HTTP/1.1\r\n\r\n", b"426"),
+                            (b"HEAD /chat/?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),
+                            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"302"),
+                            (b"GET /chat HTTP/1.1\r\nHost: x\r\n\r\n", b"302"),
+                            (b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", b"404"),
+                            (b"GET /chat/ws HTTP/1.1\r\nHost: x\r\n\r\n", b"426"),
+                            (b"POST /chat/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                             b"405"),
                             (b"garbage\r\n\r\n", b"400")):
-        transport = FakeTransport()
-        transport.connect(service.http_protocol())
+        transport = http(service, clock)
         feed_split(transport, request, sizes=[5])
         reply = transport.take()
+        head, _, body = reply.partition(b"\r\n\r\n")
         assert reply.split(b" ")[1] == status, reply[:200]
-        assert transport.closed
         if status == b"200":
-            assert b"Content-Security-Policy: default-src 'none'; script-src 'sha256-" in reply
-            assert b"<script>" in reply and b"textContent" in reply
+            assert b"Content-Security-Policy: default-src 'none'; script-src 'sha256-" in head
+            assert b"X-Content-Type-Options: nosniff\r\n" in head
+            assert b"Cache-Control: no-cache\r\n" in head
+            assert b"Content-Type: text/html; charset=utf-8\r\n" in head
+            if request.startswith(b"HEAD"):
+                assert body == b""
+            else:
+                assert b"<script>" in body and b"textContent" in body
+        elif status == b"302":
+            assert b"Location: /chat/\r\n" in head
+        elif status == b"426":
+            assert b"Upgrade: websocket\r\n" in head
+        elif status == b"405":
+            assert b"Allow: GET, HEAD\r\n" in head
+        elif status == b"400":
+            assert transport.closed
 
 
 def test_a_burst_over_the_urgent_mark_in_one_call_still_flushes(service: ChatService, clock: FakeClock) -> None:
@@ -388,3 +497,37 @@ def test_a_burst_over_the_urgent_mark_in_one_call_still_flushes(service: ChatSer
     clock.advance(1)
     got = [json.loads(line)["text"][:3] for line in ann.take().splitlines()]
     assert got == [f"{n:03d}" for n in range(900)]
+
+
+def test_sites_compose_into_one_server() -> None:
+    """``ionet up``'s way of mounting the chat beside other pages (ionet.http.mount)."""
+    class Text:
+        allow = b"GET"
+
+        def __init__(self, text: bytes) -> None:
+            self.text = text
+
+        def handle(self, request: Any, conn: Any) -> None:
+            conn.respond(request, 200, b"", self.text + b" " + request.path)
+
+    service = ChatService()
+    handler, upgrades = compose([service.http_site(), Site("/other/", Text(b"other"))],
+                                Text(b"fallback"))
+    assert upgrades == {WS_PATH: service.websocket_protocol}
+    http_service = HttpService(handler, upgrades=upgrades)
+    for path, expected in ((b"/chat/", b"200"), (b"/chat/ws", b"426"), (b"/chat", b"301"),
+                           (b"/other/x", b"other /other/x"), (b"/", b"fallback /"),
+                           (b"/chatter", b"fallback /chatter")):
+        transport = FakeTransport()
+        transport.connect(http_service())
+        transport.feed(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
+        reply = transport.take()
+        assert (reply.split(b" ")[1] == expected if expected.isdigit()
+                else reply.endswith(b"\r\n\r\n" + expected)), (path, reply[:300])
+    assert compose([], Text(b"alone"))[1] == {}
+    with pytest.raises(ValueError, match="/chat/"):
+        compose([service.http_site(), Site("/chat/", Text(b"twice"))], Text(b"fallback"))
+    with pytest.raises(ValueError, match="/chat/ws"):
+        compose([service.http_site(),
+                 Site("/talk/", Text(b"t"), {WS_PATH: service.websocket_protocol})],
+                Text(b"fallback"))

@@ -259,7 +259,66 @@ def test_ionet_up_includes_the_chat(tmp_path: Path) -> None:
     from ionet.cli import build_parser
 
     args = build_parser().parse_args(["up", "--data-dir", str(tmp_path)])
-    assert [(e.service, e.kind, e.port) for e in up_endpoints(args)] == [
+    args.http_mounts = []
+    endpoints = up_endpoints(args)
+    assert [(e.service, e.kind, e.port) for e in endpoints] == [
         ("chat", "tcp", 8889), ("chat", "udp", 8889)]
+    [site] = args.http_mounts
+    assert site.prefix == "/chat/" and list(site.upgrades) == ["/chat/ws"]
+    # One service behind every door: one lobby.
+    chat_service = endpoints[0].factory.__self__  # type: ignore[union-attr]
+    assert site.upgrades["/chat/ws"].__self__ is chat_service  # type: ignore[attr-defined]
     args = build_parser().parse_args(["up", "--engine", "fork", "--data-dir", str(tmp_path)])
-    assert up_endpoints(args) == []
+    args.http_mounts = []
+    assert up_endpoints(args) == [] and args.http_mounts == []
+
+
+def test_ionet_up_serves_the_chat_page_and_websocket_on_the_http_port(tmp_path: Path) -> None:
+    from ionet.chat.ws import WebSocketChatProtocol
+    from ionet.cli import build_parser, up_endpoints
+    from ionet.core.testing import FakeTransport
+
+    args = build_parser().parse_args(["up", "--data-dir", str(tmp_path)])
+    endpoints = up_endpoints(args)
+    [http] = [e for e in endpoints if e.service == "http"]
+    chat = next(e for e in endpoints if e.service == "chat")
+    assert http.port == 8000
+
+    def get(path: str) -> bytes:
+        transport = FakeTransport()
+        transport.connect(http.factory())  # type: ignore[arg-type]
+        transport.feed(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        return transport.take()
+
+    page = get("/chat/")
+    assert page.startswith(b"HTTP/1.1 200 ") and b"Content-Security-Policy: " in page
+    assert b"textContent" in page
+    assert get("/chat").startswith(b"HTTP/1.1 301 ")
+    assert get("/chat/ws").startswith(b"HTTP/1.1 426 ")
+    assert get("/chat/nope").startswith(b"HTTP/1.1 404 ")
+    home = get("/")
+    assert home.startswith(b"HTTP/1.1 200 ") and b"ionet is up" in home  # www/index.html
+
+    transport = FakeTransport()
+    transport.connect(http.factory())  # type: ignore[arg-type]
+    transport.feed(b"GET /chat/ws HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nConnection: Upgrade\r\n"
+                   b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   b"Origin: http://127.0.0.1:8000\r\n\r\n")
+    assert transport.take().startswith(b"HTTP/1.1 101 ")
+    ws = transport.protocol
+    assert isinstance(ws, WebSocketChatProtocol)
+    assert ws.service is chat.factory.__self__  # type: ignore[attr-defined]
+
+
+def test_allow_origin_on_the_command_line(tmp_path: Path) -> None:
+    from ionet.chat.cli import build_service
+    from ionet.cli import build_parser
+
+    args = build_parser().parse_args(["chat", "serve", "--data-dir", str(tmp_path),
+                                      "--allow-origin", "https://Chat.Example.com/",
+                                      "--allow-origin", "http://127.0.0.1:9000"])
+    assert build_service(args).allowed_origins == {"https://chat.example.com",
+                                                   "http://127.0.0.1:9000"}
+    args = build_parser().parse_args(["chat", "serve", "--data-dir", str(tmp_path)])
+    assert build_service(args).allowed_origins == frozenset()

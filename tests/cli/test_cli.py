@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from ionet import __version__
 from ionet.core.testing import ServerProcess
+from tests.chat.peers import TcpPeer, WsPeer
 
 
 def run_ionet(*args: str) -> subprocess.CompletedProcess[str]:
@@ -59,6 +61,22 @@ def test_up_runs_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         with socket.create_connection(server.address("tcp", 0), timeout=10) as echo:
             echo.sendall(b"up")
             assert echo.recv(2) == b"up"
+        # The chat's page and WebSocket are in the HTTP server, on the chat's lobby.
+        conn = http.client.HTTPConnection("127.0.0.1", 8000, timeout=10)
+        try:
+            conn.request("GET", "/chat/")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert "script-src 'sha256-" in response.headers["Content-Security-Policy"]
+            assert b"textContent" in response.read()
+        finally:
+            conn.close()
+        with TcpPeer(("127.0.0.1", 8889)) as tcp, WsPeer(("127.0.0.1", 8000)) as web:
+            tcp.join("tcp")
+            web.join("web")
+            tcp.expect("joined", name="web")
+            web.say("one lobby")
+            tcp.expect("message", **{"from": "web", "text": "one lobby"})
         server.signal(signal.SIGINT)
         assert server.wait(60) == 0
     finally:

@@ -3,36 +3,17 @@
 Load the home page (its image must really load), follow the link to the
 guestbook, submit the form with a script in the message, land on the result
 page after the redirect, and check that the message shows as text, the
-notice comes from the session, and no script ran.
+notice comes from the session, and no script ran.  The ``browser`` fixture
+is in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.web.conftest import WAYS, site
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"the browser test needs Debian's chromium at {CHROMIUM} "
-                    "(apt-get install chromium)")
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True,
-                                    timeout=30_000)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("way", WAYS)

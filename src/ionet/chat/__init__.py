@@ -8,7 +8,10 @@ administrator's "管理员消息") made a real service:
 * :mod:`ionet.chat.session`   one client's conversation, whatever its door
 * :mod:`ionet.chat.tcp`       JSON lines over TCP (the wire protocol is documented there)
 * :mod:`ionet.chat.udp`       one datagram per message, with sequence numbers and a heartbeat
-* :mod:`ionet.chat.ws`        WebSocket (wsproto), and :mod:`ionet.chat.http_door` the page
+* :mod:`ionet.chat.ws`        WebSocket (wsproto), refusing other sites' pages (Origin)
+* :mod:`ionet.chat.page`      the web page, a handler for ionet's HTTP server, which hands
+  ``/chat/ws`` to the WebSocket door (``ionet chat serve --http-port``, or ``/chat/``
+  beside the static files under ``ionet up``)
 * :mod:`ionet.chat.bus`       several server processes sharing rooms through Redis
 * :mod:`ionet.chat.admin`     announcements from the console or ``ionet chat announce``
 * :mod:`ionet.chat.client`    ``ionet chat join``, the terminal client

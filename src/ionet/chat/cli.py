@@ -74,6 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                        help="seconds without a heartbeat before a UDP client is dropped "
                             "(default: %(default)s)")
     group.add_argument("--no-udp", action="store_true", help="no UDP front door")
+    group.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="a web origin whose pages may also open the WebSocket, such as "
+                            "https://chat.example.com (repeatable; the page's own origin "
+                            "always may)")
     serve_parser.set_defaults(handler=run_serve)
 
     join = commands.add_parser("join", help="chat in the terminal",
@@ -122,7 +126,8 @@ def build_service(args: argparse.Namespace, bus: RedisBus | None = None) -> Chat
         raise UserError("--udp-timeout must be positive")
     lobby = Lobby(history=args.history, max_text=args.max_text, rate=args.rate,
                   burst=max(1, args.burst), bus=bus)
-    return ChatService(lobby, load_or_create_token(args.data_dir), udp_timeout=args.udp_timeout)
+    return ChatService(lobby, load_or_create_token(args.data_dir), udp_timeout=args.udp_timeout,
+                       allowed_origins=args.allow_origin)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -153,19 +158,20 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def up_endpoints(args: argparse.Namespace) -> list[Endpoint]:
-    """The chat's part of ``ionet up``: TCP and UDP on 8889.
+    """The chat's part of ``ionet up``: TCP and UDP on 8889, and the page
+    ``/chat/`` with its WebSocket ``/chat/ws`` in the HTTP server on 8000.
 
-    The page and the WebSocket belong in the HTTP server on 8000, served by
-    the same :class:`ChatService` (one lobby for every door): it is left on
-    ``args.chat_service`` for the HTTP service's mount (None without chat).
+    One :class:`ChatService` serves every door, so they share one lobby;
+    its page goes to the HTTP server through ``args.http_mounts``.
     """
-    args.chat_service = None
     try:
         check_engine(args.engine, args.workers, None)
     except UserError as exc:
         log.warning("ionet up: no chat: %s", exc)
         return []
-    service = args.chat_service = ChatService(Lobby(), load_or_create_token(args.data_dir))
+    service = ChatService(Lobby(), load_or_create_token(args.data_dir))
+    if hasattr(args, "http_mounts"):
+        args.http_mounts.append(service.http_site())
     return service.endpoints(args.host, DEFAULT_PORT, None, ssl_from_args(args))
 
 

@@ -15,12 +15,26 @@ frames, and answers pings and the closing handshake.  The server's data frames
 bypass it: they are unmasked and we negotiate no extension (no
 permessage-deflate), so one message is the same frame for every receiver,
 built once (:attr:`ionet.chat.messages.Encoded.ws`).
+
+Origins (RFC 6455 section 10.2).  A browser lets any page open a WebSocket
+to any server, cookies and all, and tells the server only through the
+``Origin`` header which page asked: without a check, a page on another site
+could join the chat in its visitor's name (cross-site WebSocket hijacking).
+So a handshake that carries an ``Origin`` is accepted only when that origin's
+host and port are the request's ``Host`` (the page came from this very
+server, as ``/chat/`` does), or when it is one of the service's
+``allowed_origins`` (``ionet chat serve --allow-origin https://chat.example.com``,
+for a page served elsewhere or behind a proxy that rewrites ``Host``).
+Anything else is refused with 403 before the handshake completes.  A
+handshake without ``Origin`` comes from a program, not a browser page, and is
+accepted: such a client could send any ``Origin`` it liked anyway.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -43,9 +57,15 @@ from ionet.core.protocol import Protocol, Transport
 if TYPE_CHECKING:
     from ionet.chat.service import ChatService
 
-__all__ = ["WebSocketChatProtocol"]
+__all__ = ["WebSocketChatProtocol", "origin_allowed"]
 
 log = logging.getLogger("ionet.chat")
+
+#: The port a URL scheme implies when its authority names none.
+DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+#: The longest handshake request head (wsproto's h11 refuses longer ones).
+MAX_HEAD = 16 * 1024
 
 #: RFC 6455 close codes we use.
 CLOSE_NORMAL = 1000
@@ -64,6 +84,7 @@ class WebSocketChatProtocol(Protocol):
         self.size = 0
         self.skipping = False  # the rest of an oversized message
         self.texts: list[str] = []  # complete messages of this data_received
+        self.head = b""  # the handshake request, until complete
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         self.transport = transport
@@ -87,6 +108,27 @@ class WebSocketChatProtocol(Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.ws.state is ConnectionState.CONNECTING:
+            # wsproto's server side drops whatever follows the request head
+            # in the same call (frames a client sent without waiting for
+            # our 101): give it the head alone, and the rest once it is open.
+            searched = max(len(self.head) - 3, 0)
+            self.head += data
+            end = self.head.find(b"\r\n\r\n", searched)
+            if end < 0 and len(self.head) <= MAX_HEAD:
+                return
+            if end < 0:  # too long: wsproto refuses it
+                data, rest = self.head, b""
+            else:
+                data, rest = self.head[:end + 4], self.head[end + 4:]
+            self.head = b""
+            self._receive(data)
+            if rest and self.ws.state is ConnectionState.OPEN:
+                self._receive(rest)
+        else:
+            self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
         assert self.session is not None and self.transport is not None
         self.texts = []
         try:
@@ -130,7 +172,17 @@ class WebSocketChatProtocol(Protocol):
         session = self.session
         assert session is not None
         if isinstance(event, Request):
-            self._send(AcceptConnection())
+            origin = dict(event.extra_headers).get(b"origin")
+            if origin is None or origin_allowed(origin.decode("latin-1"), event.host,
+                                                self.service.allowed_origins):
+                self._send(AcceptConnection())
+            else:
+                log.info("chat ws: refused a page from %r (Host %r)", origin, event.host)
+                self._send(RejectConnection(status_code=403, headers=[(b"connection", b"close")]))
+                session.disconnected()
+                self.sink.dead = True
+                assert self.transport is not None
+                self.transport.close()
         elif isinstance(event, TextMessage):
             self._text(event)
         elif isinstance(event, BytesMessage):
@@ -184,3 +236,40 @@ class WebSocketChatProtocol(Protocol):
             self.session.reply(messages.error("shutting_down", "the server is shutting down"))
             self.session.disconnected("server stopping")
             self._close(CLOSE_GOING_AWAY)
+
+
+def _host_port(authority: str, scheme: str) -> tuple[str, int] | None:
+    """``("example.com", 8000)`` from ``example.com:8000`` (the scheme's port
+    when none is given), or None when it cannot be read."""
+    try:
+        parts = urlsplit(f"//{authority}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host or parts.username is not None or parts.path or parts.query or parts.fragment:
+        return None
+    return host.lower(), port if port is not None else DEFAULT_PORTS.get(scheme, 0)
+
+
+def origin_allowed(origin: str, host: str, allowed: frozenset[str] = frozenset()) -> bool:
+    """May a page of ``origin`` open a WebSocket to the server this ``Host`` names?
+
+    Args:
+        origin: the handshake's ``Origin`` (``"http://127.0.0.1:8000"``;
+            ``"null"`` from a sandboxed or local page).
+        host: the handshake's ``Host`` header.
+        allowed: further origins, lower-case, without a trailing slash.
+
+    Returns:
+        True for the same host and port (the port of the origin's scheme
+        when a side names none), or an allowed origin.
+    """
+    origin = origin.strip().lower()
+    if origin in allowed:
+        return True
+    scheme, sep, authority = origin.partition("://")
+    if not sep or scheme not in DEFAULT_PORTS:
+        return False
+    mine = _host_port(host.strip(), scheme)
+    theirs = _host_port(authority, scheme)
+    return mine is not None and mine == theirs

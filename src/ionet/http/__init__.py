@@ -8,7 +8,8 @@ The pieces, each in its own module::
     limits.py     HttpLimits: sizes and timeouts
     static.py     StaticFiles: safe paths, ETag/304, Range/206, sendfile
     wsgi.py       WSGIGateway: PEP 3333 apps, run in the worker pool on loop engines
-    mount.py      Mount: files under /static/, an app for the rest
+    mount.py      Mount: files under /static/, an app for the rest; Site and
+                  compose(): pages other services put into one server (the chat)
     accesslog.py  Common Log Format
     cli.py        ``ionet http serve``
 

@@ -21,7 +21,7 @@ from ionet.core.errors import UserError
 from ionet.core.server import serve
 from ionet.http.accesslog import AccessLog
 from ionet.http.limits import HttpLimits
-from ionet.http.mount import Mount
+from ionet.http.mount import Mount, compose
 from ionet.http.protocol import Handler, HttpService
 from ionet.http.static import StaticFiles
 from ionet.http.upstream import UpstreamHandler, parse_upstream
@@ -176,13 +176,21 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def up_endpoints(args: argparse.Namespace) -> list[Endpoint]:
     """The HTTP service's part of ``ionet up``: ``DATA_DIR/www`` on port 8000,
-    logging to ``DATA_DIR/logs/http-access.log``."""
+    logging to ``DATA_DIR/logs/http-access.log``.
+
+    Other services' pages are mounted beside the files: each service's
+    ``up_endpoints`` appends a :class:`~ionet.http.mount.Site` to
+    ``args.http_mounts`` (the chat: ``/chat/`` and its WebSocket), so
+    ``ionet up`` builds this service after the others.
+    """
     www = args.data_dir / "www"
     if not www.exists():
         www.mkdir(parents=True)
         (www / "index.html").write_text(WELCOME_PAGE, encoding="utf-8")
     logs = args.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    service = HttpService(StaticFiles(www), access_log=AccessLog(logs / "http-access.log"))
+    handler, upgrades = compose(getattr(args, "http_mounts", []), StaticFiles(www))
+    service = HttpService(handler, upgrades=upgrades,
+                          access_log=AccessLog(logs / "http-access.log"))
     return [Endpoint("http", "tcp", args.host, DEFAULT_PORT, service, ssl=ssl_from_args(args),
                      busy_reply=BUSY_REPLY)]
