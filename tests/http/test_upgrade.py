@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ionet.core.engines import ENGINES
+from ionet.core.engines import ENGINES, get_engine
 from ionet.core.protocol import Protocol, Transport
 from ionet.core.testing import FakeClock, FakeTransport, ServerProcess, split_points
 from ionet.http import HttpProtocol, HttpService
@@ -171,9 +171,8 @@ def test_upgrade_paths_must_be_paths() -> None:
 
 @pytest.fixture(scope="module", params=ENGINES)
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    from tests.http.test_server import engine_or_skip
-
-    engine = engine_or_skip(request.param)
+    engine: str = request.param
+    get_engine(engine)  # a missing engine or extra is a failure, as in tests/conftest.py
     with ServerProcess([engine], module="tests.http.upgrade_server") as running:
         yield running
 

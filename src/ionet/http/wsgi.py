@@ -50,6 +50,7 @@ from urllib.parse import unquote_to_bytes
 
 from ionet import __version__
 from ionet.core.protocol import Outcome
+from ionet.file_wrapper import FileWrapper
 from ionet.http.status import HttpError, status_line
 
 if TYPE_CHECKING:
@@ -133,30 +134,6 @@ def build_environ(request: Request, base: dict[str, Any]) -> dict[str, Any]:
         else:
             environ[key] = text
     return environ
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: an app returns ``FileWrapper(open(path, "rb"))``.
-
-    Iterating reads blocks (for servers and middleware that just iterate),
-    but the gateway recognises it and sends a regular file with
-    ``transport.sendfile`` from its current position instead.
-    """
-
-    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        data = self.filelike.read(self.blksize)
-        if data:
-            return data
-        raise StopIteration
 
 
 def _parse_status(status: str) -> tuple[int, bytes]:

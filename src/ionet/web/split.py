@@ -74,13 +74,14 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from ionet import __version__
 from ionet.core.errors import FrameTooLarge
 from ionet.core.framing import LengthPrefixFramer, frame
 from ionet.core.protocol import Outcome, Protocol, Transport
+from ionet.file_wrapper import FileWrapper
 
 __all__ = ["SplitProtocol", "SplitService", "build_environ", "encode_reply"]
 
@@ -103,25 +104,6 @@ _REQUIRED = {"id": int, "method": str, "path": str}
 
 class ProtocolViolation(ValueError):
     """The peer sent something this protocol does not allow."""
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: a file read in blocks (sent as stream frames)."""
-
-    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        data = self.filelike.read(self.blksize)
-        if data:
-            return data
-        raise StopIteration
 
 
 def parse_request(payload: bytes) -> dict[str, Any]:
