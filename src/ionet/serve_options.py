@@ -2,7 +2,9 @@
 
 ``--host --port --engine --workers`` and the limits live here once, so every
 service spells them the same way and turns them into the same
-:class:`~ionet.core.config.Limits` and ``ssl.SSLContext``.
+:class:`~ionet.core.config.Limits` and ``ssl.SSLContext``.  A service's
+``cli`` module uses :func:`add_service` for its ``ionet NAME COMMAND`` group
+and ends its ``serve`` command with :func:`serve_from_args`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,22 @@ import argparse
 import ssl
 from pathlib import Path
 
-from ionet.core.config import Limits
+from ionet.core.config import Endpoint, Limits
 from ionet.core.engines import DEFAULT_ENGINE, ENGINES
 from ionet.core.errors import UserError
+from ionet.core.server import serve
 
 DEFAULT_DATA_DIR = "ionet-data"
+
+
+def add_service(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                help: str, description: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add ``ionet NAME`` and return its group of commands (``serve``, ...).
+
+    A command is required: ``ionet NAME`` alone prints the usage and fails.
+    """
+    parser = subparsers.add_parser(name, help=help, description=description)
+    return parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -100,3 +113,15 @@ def ssl_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
 def announce(line: str) -> None:
     """Print a server's "listening on" line at once (scripts wait for it)."""
     print(line, flush=True)
+
+
+def serve_from_args(endpoints: list[Endpoint], args: argparse.Namespace) -> int:
+    """Serve ``endpoints`` with the engine, workers and limits of the options.
+
+    Returns:
+        0 after a graceful shutdown (see :func:`ionet.core.server.serve`).
+
+    Raises:
+        UserError: a bad limit, an unknown engine, an address in use.
+    """
+    return serve(endpoints, args.engine, limits_from_args(args), args.workers, announce=announce)

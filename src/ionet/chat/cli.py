@@ -25,12 +25,11 @@ from ionet.chat.service import DEFAULT_HTTP_PORT, DEFAULT_PORT, ChatService
 from ionet.chat.udp import DEFAULT_UDP_TIMEOUT
 from ionet.core.config import Endpoint
 from ionet.core.errors import UserError
-from ionet.core.server import serve
 from ionet.serve_options import (
     add_data_dir,
     add_serve_options,
-    announce,
-    limits_from_args,
+    add_service,
+    serve_from_args,
     ssl_from_args,
 )
 
@@ -38,11 +37,10 @@ log = logging.getLogger("ionet.chat")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    chat = subparsers.add_parser(
-        "chat", help="the chat room (TCP, UDP, WebSocket)",
+    commands = add_service(
+        subparsers, "chat", help="the chat room (TCP, UDP, WebSocket)",
         description="A group chat: rooms, private messages, announcements, over TCP, "
                     "UDP and WebSocket at once; several servers share rooms through Redis.")
-    commands = chat.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve_parser = commands.add_parser(
         "serve", help="run the chat server",
@@ -150,8 +148,7 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         Console(service.lobby.announce, sys.stdin).start()
     try:
-        return serve(endpoints, args.engine, limits_from_args(args), args.workers,
-                     announce=announce)
+        return serve_from_args(endpoints, args)
     finally:
         if bus is not None:
             bus.close()

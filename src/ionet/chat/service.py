@@ -21,9 +21,9 @@ from ionet.chat.udp import DEFAULT_UDP_TIMEOUT, UdpChatProtocol
 from ionet.chat.ws import WebSocketChatProtocol
 from ionet.core.config import Endpoint
 from ionet.core.protocol import BaseTransport
-from ionet.http.cli import BUSY_REPLY as HTTP_BUSY_REPLY
 from ionet.http.mount import Site
 from ionet.http.protocol import HttpService
+from ionet.http.status import BUSY_REPLY as HTTP_BUSY_REPLY
 
 __all__ = ["ChatService", "DEFAULT_PORT", "DEFAULT_HTTP_PORT", "MAX_LINE"]
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from ionet.core.config import Endpoint
 from ionet.core.errors import UserError
-from ionet.core.server import serve
 from ionet.dict import cedict, importers
 from ionet.dict.protocol import BUSY_REPLY as JSON_BUSY_REPLY
 from ionet.dict.protocol import DEFAULT_PORT, DictJsonProtocol
@@ -29,8 +28,8 @@ from ionet.dict.store import open_store
 from ionet.serve_options import (
     add_data_dir,
     add_serve_options,
-    announce,
-    limits_from_args,
+    add_service,
+    serve_from_args,
     ssl_from_args,
 )
 
@@ -38,11 +37,10 @@ log = logging.getLogger("ionet.dict")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "dict", help="the online dictionary (JSON protocol and DICT, RFC 2229)",
+    commands = add_service(
+        subparsers, "dict", help="the online dictionary (JSON protocol and DICT, RFC 2229)",
         description="An online dictionary: accounts, look-ups with suggestions, history; "
                     "a JSON line protocol and the DICT protocol over SQLite or MySQL.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve_parser = commands.add_parser(
         "serve", help="run the dictionary server",
@@ -132,7 +130,7 @@ def dict_endpoints(service: DictService, host: str, port: int = DEFAULT_PORT,
 def run_serve(args: argparse.Namespace) -> int:
     service = prepare(args.db, args.data_dir, not args.no_default_data)
     endpoints = dict_endpoints(service, args.host, args.port, args.dict_port, ssl_from_args(args))
-    return serve(endpoints, args.engine, limits_from_args(args), args.workers, announce=announce)
+    return serve_from_args(endpoints, args)
 
 
 def up_endpoints(args: argparse.Namespace) -> list[Endpoint]:

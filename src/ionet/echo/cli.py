@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ionet.core.config import Endpoint
-from ionet.core.server import serve
 from ionet.echo.protocol import DEFAULT_PORT, echo_endpoints
-from ionet.serve_options import announce, add_serve_options, limits_from_args, ssl_from_args
+from ionet.serve_options import add_serve_options, add_service, serve_from_args, ssl_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    echo = subparsers.add_parser("echo", help="the echo service (TCP, TLS and UDP)",
-                                 description="Echo every byte back: the engines' test subject.")
-    commands = echo.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = add_service(subparsers, "echo", help="the echo service (TCP, TLS and UDP)",
+                           description="Echo every byte back: the engines' test subject.")
     serve_parser = commands.add_parser("serve", help="run the echo server",
                                        description="Run the echo server on TCP and UDP.")
     add_serve_options(serve_parser, DEFAULT_PORT)
@@ -23,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run_serve(args: argparse.Namespace) -> int:
     endpoints = echo_endpoints(args.host, args.port, ssl_from_args(args), udp=not args.no_udp)
-    return serve(endpoints, args.engine, limits_from_args(args), args.workers, announce=announce)
+    return serve_from_args(endpoints, args)
 
 
 def up_endpoints(args: argparse.Namespace) -> list[Endpoint]:

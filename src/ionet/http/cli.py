@@ -18,25 +18,17 @@ from pathlib import Path
 
 from ionet.core.config import Endpoint
 from ionet.core.errors import UserError
-from ionet.core.server import serve
 from ionet.http.accesslog import AccessLog
 from ionet.http.limits import HttpLimits
 from ionet.http.mount import Mount, compose
 from ionet.http.protocol import Handler, HttpService
 from ionet.http.static import StaticFiles
+from ionet.http.status import BUSY_REPLY
 from ionet.http.upstream import UpstreamHandler, parse_upstream
 from ionet.http.wsgi import WSGIGateway, load_app
-from ionet.serve_options import (
-    add_serve_options,
-    announce,
-    limits_from_args,
-    ssl_from_args,
-)
+from ionet.serve_options import add_serve_options, add_service, serve_from_args, ssl_from_args
 
 DEFAULT_PORT = 8000
-#: Sent to a connection over the server's connection limit before closing it.
-BUSY_REPLY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-              b"Connection: close\r\nRetry-After: 1\r\n\r\n")
 WELCOME_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>ionet</title></head>
 <body><h1>ionet is up</h1>
@@ -57,9 +49,9 @@ def parse_size(text: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
-    http = subparsers.add_parser("http", help="the HTTP/1.1 server (static files, WSGI apps)",
-                                 description="An HTTP/1.1 server for static files and WSGI apps.")
-    commands = http.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = add_service(subparsers, "http",
+                           help="the HTTP/1.1 server (static files, WSGI apps)",
+                           description="An HTTP/1.1 server for static files and WSGI apps.")
     parser = commands.add_parser(
         "serve", help="run the HTTP server",
         description="Serve DIR's files, a WSGI app (--app), or the app with DIR's files "
@@ -170,8 +162,7 @@ def run_serve(args: argparse.Namespace) -> int:
     service = build_service(args)
     endpoint = Endpoint("http", "tcp", args.host, args.port, service, ssl=ssl_from_args(args),
                         busy_reply=BUSY_REPLY)
-    return serve([endpoint], args.engine, limits_from_args(args), args.workers,
-                 announce=announce)
+    return serve_from_args([endpoint], args)
 
 
 def up_endpoints(args: argparse.Namespace) -> list[Endpoint]:

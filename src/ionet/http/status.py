@@ -22,6 +22,7 @@ from http import HTTPStatus
 from ionet.core.errors import PeerError
 
 __all__ = [
+    "BUSY_REPLY",
     "REASONS",
     "STATUS_LINES",
     "HttpClock",
@@ -41,6 +42,11 @@ REASONS: dict[int, bytes] = {status.value: status.phrase.encode() for status in 
 STATUS_LINES: dict[int, bytes] = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in REASONS.items()
 }
+
+#: Sent to a connection over the server's connection limit before closing it
+#: (the engine writes these bytes as they are, without reading a request).
+BUSY_REPLY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+              b"Connection: close\r\nRetry-After: 1\r\n\r\n")
 
 #: Statuses whose responses never have a body (RFC 9110 section 6.4.1).
 NO_BODY_STATUSES = frozenset({204, 304} | set(range(100, 200)))

@@ -18,18 +18,16 @@ from pathlib import Path
 
 from ionet.core.config import Endpoint
 from ionet.core.errors import UserError
-from ionet.core.server import serve
-from ionet.serve_options import add_engine_options, announce, limits_from_args
+from ionet.serve_options import add_engine_options, add_service, serve_from_args
 
 DEFAULT_PORT = 9000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
-    web = subparsers.add_parser(
-        "web", help="WebFrame, the web framework, as its own process",
+    commands = add_service(
+        subparsers, "web", help="WebFrame, the web framework, as its own process",
         description="WebFrame: run a project (settings.py, urls.py, views.py, templates/, "
                     "static/) as a framework process behind 'ionet http serve --upstream'.")
-    commands = web.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parser = commands.add_parser(
         "serve", help="run a project as the framework process",
         description="Serve PROJECT's app over the framed JSON protocol (see "
@@ -65,7 +63,7 @@ def run_serve(args: argparse.Namespace) -> int:
                     settings.max_body_size + 64 * 1024)
     service = SplitService(app, max_frame=max_frame, multiprocess=args.workers > 1)
     endpoint = Endpoint("web", "tcp", host, port, service)
-    return serve([endpoint], args.engine, limits_from_args(args), args.workers, announce=announce)
+    return serve_from_args([endpoint], args)
 
 
 def up_endpoints(args: argparse.Namespace) -> list[Endpoint]:
