@@ -5,6 +5,10 @@
     PASV        -> "PORT <n>"; the one connection to port n receives b"payload" and is closed
     PORT <n>    -> connects to 127.0.0.1:n, sends b"payload", closes; then "SENT"
     SINK        -> "PORT <n>"; what the connection to n sends is counted; then "GOT <bytes>"
+    HANDOFF     -> "PORT <n>"; the control side closes the channel the moment
+                   its connection arrives (FTP may, on QUIT or the next PASV);
+                   the connection sends b"payload", closes after the client
+                   does, and its end is reported: "LOST"
 
 Failures answer "ERR <reason>".  Results from the data connection reach the
 control connection through ``call_soon_threadsafe``, as the contract asks.
@@ -16,7 +20,7 @@ import sys
 
 from ionet.core.config import Endpoint, Limits
 from ionet.core.framing import LineFramer
-from ionet.core.protocol import Protocol, Transport
+from ionet.core.protocol import DataChannel, Protocol, Transport
 from ionet.core.server import serve
 
 
@@ -32,6 +36,29 @@ class Sender(Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.done:
             self.control.call_soon_threadsafe(lambda: self.control.write(self.done))
+
+
+class HandedOff(Protocol):
+    """A data connection whose owner closes its channel as soon as it arrives.
+
+    By then the connection belongs to this protocol: closing the channel
+    must not touch it.  It sends its payload, closes when the client does,
+    and reports ``connection_lost``.
+    """
+
+    def __init__(self, owner: Control) -> None:
+        self.owner = owner
+
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+        owner = self.owner
+        assert owner.transport is not None and owner.channel is not None
+        owner.transport.call_soon_threadsafe(owner.channel.close)
+        transport.write(b"payload")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        control = self.owner.transport
+        assert control is not None
+        control.call_soon_threadsafe(lambda: control.write(b"LOST\n"))
 
 
 class Sink(Protocol):
@@ -50,6 +77,7 @@ class Sink(Protocol):
 class Control(Protocol):
     def __init__(self) -> None:
         self.framer = LineFramer()
+        self.channel: DataChannel | None = None
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
@@ -64,6 +92,10 @@ class Control(Protocol):
                         lambda: Sender(transport, b""), host, timeout=2,
                         accept_from=lambda addr: addr[0] == peer, on_error=self.failed)
                     transport.write(b"PORT %d\n" % channel.port)
+                elif command == b"HANDOFF":
+                    self.channel = transport.open_listener(lambda: HandedOff(self), host, timeout=2,
+                                                           on_error=self.failed)
+                    transport.write(b"PORT %d\n" % self.channel.port)
                 elif command == b"SINK":
                     channel = transport.open_listener(lambda: Sink(transport), host, timeout=2,
                                                       on_error=self.failed)

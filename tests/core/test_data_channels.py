@@ -84,3 +84,20 @@ def test_upload_result_reaches_the_control_connection(control: socket.socket) ->
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as data:
         data.sendall(b"u" * 1_000_000)
     assert readline(control) == b"GOT 1000000"
+
+
+def test_closing_a_channel_leaves_the_connection_it_opened_alone(control: socket.socket) -> None:
+    """The owner closes the channel just as its connection arrives (FTP's QUIT
+    can): the connection is its protocol's by then, and must still end with
+    ``connection_lost``.  (On uvloop, cancelling ``connect_accepted_socket``
+    at that moment closed the transport without telling the protocol, and
+    the server waited for it until the shutdown deadline.)"""
+    for _ in range(3):
+        control.sendall(b"HANDOFF\n")
+        port = int(readline(control).split()[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as data:
+            assert data.recv(7, socket.MSG_WAITALL) == b"payload"
+            data.shutdown(socket.SHUT_WR)
+            assert recv_all(data) == b""
+        control.settimeout(5)
+        assert readline(control) == b"LOST"

@@ -24,6 +24,8 @@ import pytest
 
 from ionet.core.testing import ServerProcess, wait_until
 
+from . import timeouts_server
+
 IO_TIMEOUT = 30.0
 
 
@@ -44,6 +46,16 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
             raise AssertionError(f"connection closed after {len(data)} of {n} bytes")
         data += chunk
     return bytes(data)
+
+
+def recv_line(sock: socket.socket) -> bytes:
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            raise AssertionError(f"closed after {bytes(data)!r}")
+        data += chunk
+    return bytes(data[:-1])
 
 
 def read_to_eof(sock: socket.socket) -> bytes:
@@ -201,6 +213,29 @@ def test_first_bytes_timeout_cuts_off_a_silent_client(engine: str) -> None:
         silent = connect(server)
         assert closed_by_server(silent, 10)
         silent.close()
+
+
+def test_own_timeouts_spare_a_silent_connection_and_the_ones_it_opens(engine: str) -> None:
+    """A service that keeps its own time (FTP) is not cut by the engine's
+    timeouts, and neither is a connection its protocol opens; the same
+    silence cuts an ordinary endpoint."""
+    with ServerProcess([engine], module="tests.core.timeouts_server", ready_lines=2) as server:
+        started = time.monotonic()
+        plain = socket.create_connection(server.address("tcp", 0), timeout=IO_TIMEOUT)
+        own = socket.create_connection(server.address("tcp", 1), timeout=IO_TIMEOUT)
+        with plain, own:
+            assert closed_by_server(plain, 10)
+            # Past both timeouts (the iterative engine only now serves `own`).
+            time.sleep(max(0.0, started + timeouts_server.FIRST_BYTES + timeouts_server.IDLE + 0.2 - time.monotonic()))
+            own.settimeout(IO_TIMEOUT)
+            own.sendall(b"LATER\n")
+            reply = recv_line(own)
+            assert reply.startswith(b"PORT "), reply
+            port = int(reply.split()[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as data:
+                assert read_to_eof(data) == b"late"  # silent for LATE seconds, not cut
+            own.sendall(b"PING\n")  # and `own` stayed silent as long
+            assert recv_line(own) == b"PING"
 
 
 # -- shutdown -------------------------------------------------------------------------------

@@ -195,6 +195,72 @@ def test_timeouts_and_passive_ports(site: Site) -> None:
         ftp.close()
 
 
+#: Engine timeouts far shorter than the slow download below.  (``ionet ftp
+#: serve`` applies --idle-timeout between FTP commands too: 1s there.)
+UP_TIMEOUTS = ("--first-bytes-timeout", "0.25", "--idle-timeout", "0.5")
+SERVE_TIMEOUTS = ("--first-bytes-timeout", "0.5", "--idle-timeout", "1")
+
+
+def slow_retr(ftp: ftplib.FTP, name: str, size: int, seconds: float) -> bytes:
+    """RETR ``name`` over a data connection read so slowly that it lasts ``seconds``.
+
+    The receive buffer is small, so the server is still sending most of
+    that time; the client never sends a byte on it, nor on the control
+    connection meanwhile.
+    """
+    host, port = ftp.makepasv()
+    with socket.socket() as data:
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        data.settimeout(TIMEOUT)
+        data.connect((host, port))
+        assert ftp.sendcmd(f"RETR {name}").startswith(("125", "150"))
+        received = bytearray()
+        started = time.monotonic()
+        while chunk := data.recv(16 * 1024):
+            received += chunk
+            time.sleep(max(0.0, started + seconds * len(received) / size - time.monotonic()))
+    assert ftp.voidresp().startswith("226")
+    return bytes(received)
+
+
+#: 16 MiB of lines, for ASCII mode: sent in chunks, one by one, not by one
+#: sendfile; large enough that the server is still sending for most of the
+#: download, whatever the kernel buffers (a few MB here).
+LINES = b"".join(b"%062d\n" % number for number in range(256 * 1024))
+
+
+def check_slow_download(server: ServerProcess, seconds: float = 2.0) -> None:
+    with server:
+        ftp = login(server)
+        ftp.sendcmd("TYPE A")
+        started = time.monotonic()
+        received = slow_retr(ftp, "lines.txt", len(LINES), seconds)
+        assert time.monotonic() - started >= seconds
+        assert received == LINES.replace(b"\n", b"\r\n")
+        assert ftp.sendcmd("NOOP").startswith("200")
+        ftp.quit()
+
+
+def test_a_slow_download_outlasts_the_engine_timeouts(site: Site, engine: str,
+                                                      tmp_path: Path) -> None:
+    """FTP keeps its own time: under ``ionet up`` (one set of limits for every
+    service) the engine's first-bytes timeout must not cut a download's data
+    connection (the client never sends on it), nor its idle timeout the
+    control connection, silent while the transfer runs."""
+    data_dir = tmp_path / "up"  # `ionet up` serves <data-dir>/files, <data-dir>/ftp-users.json
+    (data_dir / "files").mkdir(parents=True)
+    (data_dir / "ftp-users.json").write_bytes(site.users.read_bytes())
+    (data_dir / "files" / "lines.txt").write_bytes(LINES)
+    check_slow_download(ServerProcess(["--data-dir", str(data_dir), "--engine", engine,
+                                       *UP_TIMEOUTS], module="tests.ftp.up_server"))
+
+
+@pytest.mark.parametrize("engine_name", ["epoll", "thread"])
+def test_ftp_serve_leaves_the_timing_to_ftp_too(site: Site, engine_name: str) -> None:
+    (site.root / "lines.txt").write_bytes(LINES)
+    check_slow_download(ftp_server(site, engine_name, *SERVE_TIMEOUTS))
+
+
 def test_bandwidth_limits(site: Site) -> None:
     rates = ("--max-download-rate", "2M", "--max-upload-rate", "2M")
     with ftp_server(site, "epoll", *rates) as server:

@@ -42,6 +42,14 @@ class Endpoint:
         same_port_as: bind to the port that this other endpoint (listed
             earlier) was given; lets TCP and UDP share a port number chosen
             with 0, and stays right when ``ionet up`` concatenates services.
+        own_timeouts: the service times its connections itself, so the
+            engine applies neither ``Limits.idle_timeout`` nor
+            ``Limits.first_bytes_timeout`` to them.  FTP needs this: its
+            control connection is silent while a transfer runs, and a
+            download's data connection never hears from the client; its own
+            idle and data timeouts know that.  (Connections a protocol opens
+            with ``open_listener``/``open_connection`` are always timed by
+            that protocol.)
     """
 
     service: str
@@ -52,6 +60,7 @@ class Endpoint:
     ssl: ssl.SSLContext | None = None
     busy_reply: bytes = b""
     same_port_as: Endpoint | None = None
+    own_timeouts: bool = False
 
     def url(self, port: int | None = None) -> str:
         """The endpoint as ``tcp://host:port`` (IPv6 hosts in brackets)."""
@@ -70,17 +79,26 @@ class Limits:
         max_connections: open stream connections per process; the next one is
             accepted, sent the endpoint's ``busy_reply`` and closed.
         idle_timeout: seconds without any byte received before a connection
-            is closed (None: never).
+            is closed (None: never).  On the blocking engines it also bounds
+            a send that makes no progress, on every connection.
         first_bytes_timeout: seconds a new connection may stay silent before
             its first byte (None: only the idle timeout applies).  Cuts off
-            clients that connect and send nothing.
+            clients that connect and send nothing.  It (or, if None, the
+            idle timeout) also bounds the TLS handshake of an endpoint's
+            connections, ``own_timeouts`` or not.
         shutdown_timeout: seconds that in-flight connections get to finish
-            after SIGINT/SIGTERM before they are closed.
+            after SIGINT/SIGTERM before they are closed; also how long a
+            closed connection's last bytes may make no progress before it is
+            aborted (loop engines).
         high_water / low_water: outgoing buffer sizes (bytes) at which a
             protocol is told to pause / resume writing (it stops reading
             meanwhile, by default).
         worker_threads: threads in the pool behind ``run_in_worker`` on loop
             engines.
+
+    The idle and first-bytes timeouts do not apply to connections whose
+    service keeps its own time (:attr:`Endpoint.own_timeouts`), nor to those
+    a protocol opens itself (``open_listener``/``open_connection``).
     """
 
     max_connections: int = 10_000

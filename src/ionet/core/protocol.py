@@ -106,7 +106,9 @@ class DataChannel(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Give up: stop listening / connecting.  No callback follows."""
+        """Give up: stop listening / connecting.  No callback follows.
+
+        A connection that already arrived is its protocol's, and stays open."""
 
 
 class Transport(BaseTransport):
@@ -158,6 +160,12 @@ class Transport(BaseTransport):
         connection's context.  With ``ssl_context`` the new connection speaks
         TLS as the server side.
 
+        The engine's idle and first-bytes timeouts do not apply to the new
+        connection (a download's data connection never hears from the
+        client): the protocol that asked for it times it.  ``close()`` on
+        the returned channel gives up on a connection still to come, never
+        on one that came.
+
         Raises:
             OSError: no port of ``ports`` could be bound.
         """
@@ -177,7 +185,8 @@ class Transport(BaseTransport):
         This is FTP's active mode (PORT/EPRT).  A failure or timeout calls
         ``on_error(exc)`` in this connection's context.  With ``ssl_context``
         the new connection speaks TLS as the *server* side (as FTPS data
-        connections do).
+        connections do).  As with ``open_listener``, the protocol times the
+        new connection, and closing the channel leaves it alone once made.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot open connections")
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import getpass
 import sys
 from pathlib import Path
 
-from ionet.core.config import Endpoint, Limits
+from ionet.core.config import Endpoint
 from ionet.core.errors import UserError
-from ionet.core.server import serve
 from ionet.ftp.accounts import PERMS, AccountError, LoginGuard, add_user, check_perm
 from ionet.ftp.control import DEFAULT_PORT, FtpServer, build_server
 from ionet.serve_options import (
     add_data_dir,
     add_serve_options,
-    announce,
-    limits_from_args,
+    add_service,
+    serve_from_args,
     ssl_from_args,
 )
 
@@ -25,10 +23,9 @@ USERS_FILE = "ftp-users.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    ftp = subparsers.add_parser("ftp", help="the file server (FTP) and its client",
-                                description="Serve a folder over FTP, manage accounts, "
-                                            "and talk to any FTP server.")
-    commands = ftp.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = add_service(subparsers, "ftp", help="the file server (FTP) and its client",
+                           description="Serve a folder over FTP, manage accounts, "
+                                       "and talk to any FTP server.")
 
     serve_parser = commands.add_parser(
         "serve", help="run the FTP server",
@@ -87,8 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     client.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"server port (default: {DEFAULT_PORT}, ionet's; 21 for most servers)")
     client.add_argument("--user", help="account name (default: anonymous)")
-    client.add_argument("--tls", action="store_true", help="use AUTH TLS (FTPS)")
-    client.add_argument("--timeout", type=float, default=30.0, help="seconds per operation")
+    _add_client_options(client)
     client.set_defaults(handler=run_client)
 
     get = commands.add_parser(
@@ -98,8 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     get.add_argument("url")
     get.add_argument("-o", "--output", type=Path, help="local file (default: the remote name)")
     get.add_argument("-n", "--connections", type=int, default=1, help="parallel connections")
-    get.add_argument("--tls", action="store_true", help="use AUTH TLS (FTPS)")
-    get.add_argument("--timeout", type=float, default=30.0, help="seconds per operation")
+    _add_client_options(get)
     get.set_defaults(handler=run_get)
 
     put = commands.add_parser(
@@ -108,9 +103,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "(a path ending in / keeps the local name).")
     put.add_argument("file", type=Path)
     put.add_argument("url")
-    put.add_argument("--tls", action="store_true", help="use AUTH TLS (FTPS)")
-    put.add_argument("--timeout", type=float, default=30.0, help="seconds per operation")
+    _add_client_options(put)
     put.set_defaults(handler=run_put)
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    """--tls and --timeout: what ``client``, ``get`` and ``put`` share."""
+    parser.add_argument("--tls", action="store_true", help="use AUTH TLS (FTPS)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per operation")
 
 
 def port_range(text: str) -> tuple[int, ...]:
@@ -163,26 +163,21 @@ def server_from_args(args: argparse.Namespace) -> FtpServer:
         raise UserError(f"cannot use the root folder {root}: {exc.strerror}") from None
 
 
-def ftp_limits(limits: Limits) -> Limits:
-    """The engine's limits for an FTP server: FTP keeps its own time.
-
-    The control connection must stay open, silent, for as long as a transfer
-    lasts, and a download's data connection never sends a byte: the engine's
-    idle and first-byte timeouts would cut both.  The FTP protocol applies
-    ``--idle-timeout`` between commands and ``--data-timeout`` to transfers.
-    """
-    return dataclasses.replace(limits, idle_timeout=None, first_bytes_timeout=None)
-
-
 def run_serve(args: argparse.Namespace) -> int:
     server = server_from_args(args)
+    # The endpoint keeps its own time (FtpServer.endpoints): the engine's
+    # idle and first-bytes timeouts leave FTP connections alone.
     endpoints = server.endpoints(args.host, args.port)
-    return serve(endpoints, args.engine, ftp_limits(limits_from_args(args)), args.workers,
-                 announce=announce)
+    return serve_from_args(endpoints, args)
 
 
 def up_endpoints(args: argparse.Namespace) -> list[Endpoint]:
-    """The FTP server's part of ``ionet up``: ``<data-dir>/files`` on port 2121."""
+    """The FTP server's part of ``ionet up``: ``<data-dir>/files`` on port 2121.
+
+    ``ionet up`` gives every service one :class:`~ionet.core.config.Limits`;
+    the FTP endpoint keeps its own time (``own_timeouts``), so the engine's
+    idle and first-bytes timeouts leave its connections alone.
+    """
     users = args.data_dir / USERS_FILE
     root = args.data_dir / "files"
     try:

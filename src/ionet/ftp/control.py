@@ -158,7 +158,14 @@ class FtpServer:
         return FtpControl(self)
 
     def endpoints(self, host: str, port: int) -> list[Endpoint]:
-        return [Endpoint("ftp", "tcp", host, port, self.factory, busy_reply=BUSY_REPLY)]
+        """The control endpoint.  FTP keeps its own time (``own_timeouts``):
+        a control connection is silent while a transfer runs, and a
+        download's data connection never hears from the client, so the
+        engine's idle and first-bytes timeouts would cut both; the settings'
+        ``idle_timeout`` (between commands) and ``data_timeout`` (no
+        progress) apply instead, whatever server the endpoint runs in."""
+        return [Endpoint("ftp", "tcp", host, port, self.factory, busy_reply=BUSY_REPLY,
+                         own_timeouts=True)]
 
     def check_login(self, transport: Transport, name: str, password: str,
                     callback: _LoginCallback) -> None:

@@ -313,7 +313,11 @@ class DataConnection(Protocol):
                 self.abort()
             return
         if job.opaque:
-            return  # a sendfile in the engine's hands: the engine's own timeout applies
+            # sendfile, then close(): the engine times that last flush on
+            # every connection (no progress for Limits.shutdown_timeout on
+            # loop engines; each send bounded by Limits.idle_timeout on
+            # blocking ones).
+            return
         if job.nbytes == self._seen:
             log.info("data connection: no progress in %.0fs, closing", self.idle_timeout)
             self.abort()

@@ -165,7 +165,8 @@ class AsyncioEngine(Engine):
         # A TLS client that stalls in the handshake is a silent client too.
         handshake_timeout = (limits.first_bytes_timeout or limits.idle_timeout) if tls else None
         return await loop.create_server(
-            functools.partial(AioConnection, self, factory, tls, endpoint.busy_reply),
+            functools.partial(AioConnection, self, factory, tls, endpoint.busy_reply,
+                              endpoint.own_timeouts),
             sock=listener.sock, ssl=endpoint.ssl, backlog=BACKLOG,
             ssl_handshake_timeout=handshake_timeout)
 
@@ -274,15 +275,20 @@ class AioConnection(asyncio.Protocol, Transport):
     """One TCP (or TLS) connection: asyncio's protocol, and our protocol's transport."""
 
     def __init__(self, engine: AsyncioEngine, factory: Callable[[], Protocol], tls: bool,
-                 busy_reply: bytes | None) -> None:
+                 busy_reply: bytes | None, own_timeouts: bool = False) -> None:
         """``busy_reply`` is sent before closing when the server is full; None
-        for data connections, which are never refused (as in reactor.py)."""
+        for data connections, which are never refused (as in reactor.py).
+        ``own_timeouts``: the protocol times the connection itself (see
+        ``Endpoint.own_timeouts``): no idle or first-bytes deadline here.
+        (A TLS handshake is over before this object hears of the connection;
+        ``ssl_handshake_timeout`` bounds it.)"""
         self.engine = engine
         self._loop = asyncio.get_running_loop()
         self._limits = engine.limits
         self._factory = factory
         self._tls = tls
         self._busy_reply = busy_reply
+        self._own_timeouts = own_timeouts
         self._aio: asyncio.Transport = None  # type: ignore[assignment]  # set in connection_made
         self._protocol: Protocol | None = None  # None: refused, or failed to start
         self._closing = False  # close() or abort() called, or the connection is gone
@@ -303,6 +309,7 @@ class AioConnection(asyncio.Protocol, Transport):
         # Flow control: asyncio's buffer is full / our protocol was told to pause.
         self._transport_full = False
         self._writing_paused = False
+        self._in_resume_writing = False  # asyncio is calling our resume_writing
         # The lazy idle timer (see timers.py).
         self._heard_from_peer = False
         self._last_activity = self._loop.time()
@@ -331,8 +338,9 @@ class AioConnection(asyncio.Protocol, Transport):
         self._aio.set_write_buffer_limits(high=limits.high_water, low=limits.low_water)
         engine.connections.add(self)
         self._started = self._loop.time()
-        first = [t for t in (limits.first_bytes_timeout, limits.idle_timeout) if t is not None]
-        self._arm_idle_timer(min(first) if first else None)
+        if not self._own_timeouts:
+            first = [t for t in (limits.first_bytes_timeout, limits.idle_timeout) if t is not None]
+            self._arm_idle_timer(min(first) if first else None)
         try:
             self._protocol = self._factory()
         except Exception as exc:
@@ -362,11 +370,7 @@ class AioConnection(asyncio.Protocol, Transport):
                 self.close()
         # Closing is ours to do (after any queued file), so asyncio must not
         # close first; TLS transports close anyway (and warn about True).
-        # If close() already reached asyncio's transport, let it finish: uvloop
-        # leaves a transport open forever when eof_received then says True.
-        if self._tls or self._aio.is_closing():
-            return None
-        return True
+        return None if self._tls else True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = self._closing = True
@@ -398,7 +402,11 @@ class AioConnection(asyncio.Protocol, Transport):
         self._last_activity = self._loop.time()  # the peer is reading
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
-        self._update_flow()
+        self._in_resume_writing = True  # see close()
+        try:
+            self._update_flow()
+        finally:
+            self._in_resume_writing = False
 
     # -- our protocol's side: the Transport interface ------------------------
 
@@ -443,8 +451,20 @@ class AioConnection(asyncio.Protocol, Transport):
             return
         self._closing = True
         self.pause_reading()
+        # From now on only the flush is timed, on every connection: what is
+        # queued must keep moving (shutdown_timeout without progress: abort).
+        self._last_activity = self._loop.time()
+        self._sent_at_last_check = self._bytes_sent()
+        self._arm_idle_timer(self._limits.shutdown_timeout)
         if self._pump is not None:
             self._close_pending = True  # the pump closes once the queue is sent
+        elif self._in_resume_writing:
+            # Our protocol wrote its last bytes from resume_writing, and
+            # closes.  CPython 3.11's transport calls resume_writing from its
+            # write handler, which, finding its buffer empty and the
+            # transport closing, reports connection_lost itself -- and then
+            # again from close(), failing inside asyncio.  So close after.
+            self._loop.call_soon(self._aio.close)
         else:
             self._aio.close()
 
@@ -711,8 +731,10 @@ class AioConnection(asyncio.Protocol, Transport):
     # -- timeouts ----------------------------------------------------------------
 
     def _arm_idle_timer(self, delay: float | None) -> None:
-        if delay is not None:
-            self._idle_timer = self._loop.call_later(delay, self._idle_check)
+        """(Re)start the one timer behind the deadlines of :meth:`_idle_check`."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = None if delay is None else self._loop.call_later(delay, self._idle_check)
 
     def _idle_check(self) -> None:
         """The idle timer fired: close, unless the peer was active meanwhile.
@@ -722,7 +744,9 @@ class AioConnection(asyncio.Protocol, Transport):
         its last progress, rather than being aborted at the first tick.
         asyncio does not report each flush, so progress is read here from
         :meth:`_bytes_sent`, which grows whenever the peer takes our bytes.
+        A connection with ``own_timeouts`` has only that flush deadline.
         """
+        self._idle_timer = None
         if self._lost:
             return
         limits = self._limits
@@ -738,6 +762,8 @@ class AioConnection(asyncio.Protocol, Transport):
             else:
                 self.abort()
             return
+        if self._own_timeouts:
+            return  # its protocol keeps the time
         deadlines = []
         if not self._heard_from_peer and limits.first_bytes_timeout is not None:
             deadlines.append((self._started + limits.first_bytes_timeout, "no data within",
@@ -752,12 +778,7 @@ class AioConnection(asyncio.Protocol, Transport):
             self._arm_idle_timer(deadline - now)
         else:
             log.info("%s: closed, %s %.0fs", self._peer(), reason, seconds)
-            self._close_after_timeout()
-
-    def _close_after_timeout(self) -> None:
-        self._last_activity = self._loop.time()  # the flush gets its own grace
-        self.close()
-        self._arm_idle_timer(self._limits.shutdown_timeout)
+            self.close()  # which gives the flush its own deadline
 
 
 class AioDataChannel(DataChannel):
@@ -767,6 +788,13 @@ class AioDataChannel(DataChannel):
     ``connect_to`` (active), within ``timeout``; the socket is then served by
     an :class:`AioConnection` (TLS as the server side, with ``ssl_context``).
     Failures reach ``on_error`` in the owner's context.
+
+    ``close()`` gives up on a connection still to come, never on one that
+    came: from the moment the socket is handed to asyncio, the connection
+    belongs to its protocol, as on the other engines.  (Cancelling the task
+    inside ``connect_accepted_socket`` would close the transport behind the
+    protocol's back; uvloop then never calls ``connection_lost``, and the
+    connection would stay counted until the shutdown deadline.)
     """
 
     def __init__(self, owner: AioConnection, factory: Callable[[], Protocol],
@@ -785,6 +813,7 @@ class AioDataChannel(DataChannel):
         #: Sockets this channel still owns, closed when its task ends.
         self._listening = listen_on
         self._connecting: socket.socket | None = None
+        self._handed_over = False  # the socket is asyncio's: close() no longer applies
         if listen_on is not None:
             self.port = listen_on.getsockname()[1]
             opening: Callable[[], Awaitable[socket.socket]] = self._accept
@@ -800,7 +829,8 @@ class AioDataChannel(DataChannel):
         self._task.add_done_callback(self._release)
 
     def close(self) -> None:
-        self._task.cancel()
+        if not self._handed_over:
+            self._task.cancel()
 
     async def _accept(self) -> socket.socket:
         assert self._listening is not None
@@ -831,9 +861,11 @@ class AioDataChannel(DataChannel):
             self._report(exc)
             return
         engine, tls = self.owner.engine, self._ssl is not None
+        self._handed_over = True
         try:
+            # The protocol that asked for this connection times it (FTP's data timeout).
             await asyncio.get_running_loop().connect_accepted_socket(
-                functools.partial(AioConnection, engine, self._factory, tls, None), sock,
+                functools.partial(AioConnection, engine, self._factory, tls, None, True), sock,
                 ssl=self._ssl, ssl_handshake_timeout=self._timeout if tls else None)
         except (OSError, TimeoutError) as exc:  # the TLS handshake failed; asyncio closed it
             log.info("data connection: TLS handshake failed: %s", exc)

@@ -14,6 +14,10 @@ The shared rules, whatever the model:
   connection, never the server (asyncio's ``_fatal_error``, bottle's catchall);
 * past ``Limits.max_connections`` a new connection is accepted, sent its
   endpoint's ``busy_reply`` and closed, so the client learns why at once;
+* a connection silent past ``Limits.first_bytes_timeout`` or
+  ``Limits.idle_timeout`` is closed -- unless its endpoint says
+  ``own_timeouts`` or a protocol opened it (``open_listener`` /
+  ``open_connection``): then its protocol keeps the time;
 * ``stop`` set means: close the listeners, tell protocols ``server_stopping()``,
   let open connections finish until ``Limits.shutdown_timeout``, then close
   them and return.

@@ -250,6 +250,11 @@ def _spawn_thread(transport: BlockingTransport) -> bool:
 class BlockingTransport(Transport):
     """One connection, served to its end by :meth:`serve_connection`.
 
+    ``own_timeouts``: the protocol times the connection itself (see
+    ``Endpoint.own_timeouts``), so the idle and first-bytes deadlines are
+    not applied; the TLS handshake and the send timeout still are (a thread
+    blocked in ``send`` cannot run the protocol's timers).
+
     Protocol callbacks, timers and queued calls all run in the thread of
     control that calls ``serve_connection``.  ``write``, ``sendfile``,
     ``close``, ``abort``, ``pause_reading``/``resume_reading``,
@@ -272,6 +277,7 @@ class BlockingTransport(Transport):
         wrap_tls: WrapTLS | None = None,
         wait: Wait | None = None,
         cooperative: bool = False,
+        own_timeouts: bool = False,
         clock: Clock = time.monotonic,
     ) -> None:
         self.sock = sock
@@ -314,6 +320,7 @@ class BlockingTransport(Transport):
         self._stop_deadline: float | None = None
         self._error: BaseException | None = None
         self.heard_from_peer = False
+        self.own_timeouts = own_timeouts
         self.started = self.last_activity = clock()
 
     # -- the connection's own thread --------------------------------------
@@ -441,10 +448,11 @@ class BlockingTransport(Transport):
         """When this connection must be closed if nothing happens meanwhile."""
         limits = self.limits
         ends = [self._stop_deadline]
-        if not self.heard_from_peer and limits.first_bytes_timeout is not None:
-            ends.append(self.started + limits.first_bytes_timeout)
-        elif limits.idle_timeout is not None:
-            ends.append(self.last_activity + limits.idle_timeout)
+        if not self.own_timeouts:  # (else its protocol keeps the time)
+            if not self.heard_from_peer and limits.first_bytes_timeout is not None:
+                ends.append(self.started + limits.first_bytes_timeout)
+            elif limits.idle_timeout is not None:
+                ends.append(self.last_activity + limits.idle_timeout)
         return min((end for end in ends if end is not None), default=None)
 
     def _expire(self) -> None:
@@ -707,6 +715,7 @@ class BlockingTransport(Transport):
             sock, protocol, self.limits, engine=self.engine, ssl_context=ssl_context,
             stopping=stopping, spawn=self._spawn, run_blocking=self._run_blocking,
             wrap_tls=self._wrap_tls, wait=self._wait, cooperative=self._cooperative,
+            own_timeouts=True,  # the protocol that asked for it times it (FTP's data timeout)
             clock=self.clock)
         if self._stop_seen:
             child.notify_stopping()

@@ -197,7 +197,8 @@ class ForkEngine(Engine):
             helpers = Connections()  # data connections the protocol opens (FTP), as threads
             transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
                                           ssl_context=endpoint.ssl, stopping=self._notice,
-                                          spawn=helpers.start)
+                                          spawn=helpers.start,
+                                          own_timeouts=endpoint.own_timeouts)
             transport.serve_connection()
             helpers.wait_all()  # exiting would kill them mid-transfer
             status = 0

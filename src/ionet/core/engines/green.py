@@ -214,7 +214,8 @@ class GeventEngine(Engine):
             transport = BlockingTransport(
                 sock, endpoint.factory(), self.limits, engine=self.name, ssl_context=endpoint.ssl,
                 spawn=self._connections.start, run_blocking=self._run_blocking,
-                wrap_tls=_wrap_tls, wait=self._wait, cooperative=True)
+                wrap_tls=_wrap_tls, wait=self._wait, cooperative=True,
+                own_timeouts=endpoint.own_timeouts)
         except Exception:
             log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
             sock.close()

@@ -114,7 +114,8 @@ class IterativeEngine(Engine):
         try:
             transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
                                           ssl_context=endpoint.ssl, stopping=stop,
-                                          spawn=self._helpers.start)
+                                          spawn=self._helpers.start,
+                                          own_timeouts=endpoint.own_timeouts)
         except Exception:
             log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
             sock.close()

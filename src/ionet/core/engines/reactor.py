@@ -341,7 +341,8 @@ class Acceptor(Handler):
             if protocol is None:
                 continue
             try:
-                start_connection(engine, sock, protocol, self.endpoint.ssl)
+                start_connection(engine, sock, protocol, self.endpoint.ssl,
+                                 own_timeouts=self.endpoint.own_timeouts)
             except OSError as exc:  # the poller cannot take it (select's FD_SETSIZE)
                 log.warning("refusing a connection: %s", exc)
                 refuse(sock, self.endpoint.busy_reply)
@@ -373,11 +374,19 @@ def make_protocol(factory: Callable[[], Any], sock: socket.socket) -> Any:
 
 
 class SocketTransport(Transport, Handler):
-    """One TCP connection in the loop: the transport its protocol writes to."""
+    """One TCP connection in the loop: the transport its protocol writes to.
+
+    ``own_timeouts``: the protocol times the connection itself (see
+    ``Endpoint.own_timeouts``), so the idle and first-bytes deadlines are
+    not applied once it has the connection.
+    """
 
     use_sendfile = True
+    #: Still in the TLS handshake: the protocol does not have the connection yet.
+    handshaking = False
 
-    def __init__(self, engine: ReactorEngine, sock: socket.socket, protocol: Any) -> None:
+    def __init__(self, engine: ReactorEngine, sock: socket.socket, protocol: Any,
+                 own_timeouts: bool = False) -> None:
         self.engine = engine
         self.sock = sock
         self.fd = sock.fileno()
@@ -390,6 +399,7 @@ class SocketTransport(Transport, Handler):
         self.eof = False  # the peer half-closed
         self.made = False  # connection_made was called (so connection_lost is owed)
         self.heard_from_peer = False
+        self.own_timeouts = own_timeouts
         self.last_activity = engine.clock()
         self._events = READ
         self._timer: TimerHandle | None = None
@@ -397,9 +407,10 @@ class SocketTransport(Transport, Handler):
         engine._watch(self.fd, self, READ)
         engine.connections.add(self)
         self.started = self.last_activity
-        first_deadlines = [t for t in (engine.limits.first_bytes_timeout, engine.limits.idle_timeout)
-                           if t is not None]
-        self._arm_idle_timer(min(first_deadlines) if first_deadlines else None)
+        if not own_timeouts or self.handshaking:
+            limits = engine.limits
+            first = [t for t in (limits.first_bytes_timeout, limits.idle_timeout) if t is not None]
+            self._arm_idle_timer(min(first) if first else None)
         self.start()
 
     def start(self) -> None:
@@ -528,6 +539,11 @@ class SocketTransport(Transport, Handler):
         self.pause_reading()
         if not self.buffer:
             self._finish()
+            return
+        # From now on only the flush is timed, on every connection: what is
+        # queued must keep moving (shutdown_timeout without progress: abort).
+        self.last_activity = self.engine.clock()
+        self._arm_idle_timer(self.engine.limits.shutdown_timeout)
 
     def abort(self) -> None:
         self.buffer.clear()
@@ -626,8 +642,10 @@ class SocketTransport(Transport, Handler):
             self.engine.poller.modify(self.fd, events)
 
     def _arm_idle_timer(self, delay: float | None) -> None:
-        if delay is not None:
-            self._timer = self.engine.call_later(delay, self._idle_check)
+        """(Re)start the one timer behind all three deadlines below."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None if delay is None else self.engine.call_later(delay, self._idle_check)
 
     def _idle_check(self) -> None:
         """The idle timer fired: close if a deadline passed, else sleep again.
@@ -636,8 +654,11 @@ class SocketTransport(Transport, Handler):
         connection must send its first byte within ``first_bytes_timeout``
         of its start; any connection must show activity within
         ``idle_timeout``; a closing one must make flush progress within
-        ``shutdown_timeout``, or it is aborted.
+        ``shutdown_timeout``, or it is aborted.  A connection with
+        ``own_timeouts`` has only the last, and the first while its TLS
+        handshake lasts.
         """
+        self._timer = None
         if self.closed:
             return
         limits = self.engine.limits
@@ -649,6 +670,8 @@ class SocketTransport(Transport, Handler):
             else:
                 self._arm_idle_timer(deadline - now)
             return
+        if self.own_timeouts and not self.handshaking:
+            return  # its protocol keeps the time
         deadlines = []
         if not self.heard_from_peer and limits.first_bytes_timeout is not None:
             deadlines.append((self.started + limits.first_bytes_timeout, "no data within", limits.first_bytes_timeout))
@@ -661,9 +684,7 @@ class SocketTransport(Transport, Handler):
             self._arm_idle_timer(deadline - now)
             return
         log.info("%s: closed, %s %.0fs", peer_label(self.sock), reason, seconds)
-        self.last_activity = now  # the flush of close() gets its own deadline
-        self.close()
-        self._arm_idle_timer(limits.shutdown_timeout)
+        self.close()  # which gives the flush its own deadline
 
     def _connection_broken(self, exc: OSError) -> None:
         if exc.errno not in DISCONNECTED_ERRNOS and not isinstance(exc, ssl.SSLError):
@@ -713,10 +734,10 @@ class TLSSocketTransport(SocketTransport):
     use_sendfile = False
 
     def __init__(self, engine: ReactorEngine, sock: socket.socket, protocol: Any,
-                 context: ssl.SSLContext) -> None:
+                 context: ssl.SSLContext, own_timeouts: bool = False) -> None:
         self.handshaking = True
         tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        super().__init__(engine, tls, protocol)
+        super().__init__(engine, tls, protocol, own_timeouts)
 
     def start(self) -> None:
         self._handshake()
@@ -788,13 +809,13 @@ class TLSSocketTransport(SocketTransport):
 
 
 def start_connection(engine: ReactorEngine, sock: socket.socket, protocol: Any,
-                     ssl_context: ssl.SSLContext | None) -> SocketTransport:
+                     ssl_context: ssl.SSLContext | None, own_timeouts: bool) -> SocketTransport:
     """Serve an accepted or connected socket in the loop (TLS as the server side)."""
     sock.setblocking(False)
     tune_accepted(sock)
     if ssl_context is not None:
-        return TLSSocketTransport(engine, sock, protocol, ssl_context)
-    return SocketTransport(engine, sock, protocol)
+        return TLSSocketTransport(engine, sock, protocol, ssl_context, own_timeouts)
+    return SocketTransport(engine, sock, protocol, own_timeouts)
 
 
 class DataAcceptor(Handler, DataChannel):
@@ -832,7 +853,8 @@ class DataAcceptor(Handler, DataChannel):
         self.close()
         protocol = make_protocol(self.factory, sock)
         if protocol is not None:
-            start_connection(self.engine, sock, protocol, self.ssl_context)
+            # The protocol that asked for this connection times it (FTP's data timeout).
+            start_connection(self.engine, sock, protocol, self.ssl_context, own_timeouts=True)
 
     def _timed_out(self) -> None:
         if not self.closed:
@@ -886,7 +908,8 @@ class Connector(Handler, DataChannel):
             return
         protocol = make_protocol(self.factory, sock)
         if protocol is not None:
-            start_connection(self.engine, sock, protocol, self.ssl_context)
+            # The protocol that asked for this connection times it (FTP's data timeout).
+            start_connection(self.engine, sock, protocol, self.ssl_context, own_timeouts=True)
 
     def _timed_out(self) -> None:
         if not self.closed:

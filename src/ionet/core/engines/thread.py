@@ -121,7 +121,8 @@ class ThreadEngine(Engine):
             return
         try:
             transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
-                                          ssl_context=endpoint.ssl, spawn=self._connections.start)
+                                          ssl_context=endpoint.ssl, spawn=self._connections.start,
+                                          own_timeouts=endpoint.own_timeouts)
         except Exception:
             log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
             sock.close()
