@@ -199,13 +199,20 @@ class Transport(BaseTransport):
         self.write(b"".join(chunks))
 
     @abstractmethod
-    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
-        """Queue ``count`` bytes of ``file`` from ``offset`` (to its end if None).
+    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None,
+                 header: bytes = b"") -> None:
+        """Queue ``header``, then ``count`` bytes of ``file`` from ``offset`` (to its end if None).
 
         Sent with ``os.sendfile`` (zero-copy) where the engine and socket allow,
         otherwise by a read/write loop (TLS).  Queued writes keep their order
         with it.  The transport takes ownership of ``file``: it closes it once
         the region is sent, or when the connection ends first.
+
+        ``header`` (an HTTP response head, say) is the same as a ``write``
+        just before, except that the transport may hold it back to leave in
+        one burst with the file's first bytes (``TCP_CORK`` on Linux, as
+        nginx's ``tcp_nopush``): a small head alone in its own packet costs
+        the receiver a wake-up per response, measurable on large files.
         """
 
     @abstractmethod

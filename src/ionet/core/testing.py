@@ -172,10 +172,13 @@ class FakeTransport(Transport):
             raise TypeError(f"write() takes bytes, not {type(data).__name__}")
         self.chunks.append(bytes(data))
 
-    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
+    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None,
+                 header: bytes = b"") -> None:
         if self.closed:
             file.close()
             return
+        if header:
+            self.write(header)
         self.files.append((file, offset, count))
         file.seek(offset)
         self.chunks.append(file.read() if count is None else file.read(count))

@@ -536,13 +536,14 @@ class HttpProtocol(Protocol):
             self._remaining -= count
         head, self._head = self._head, None
         if self._chunked and count:
-            self.transport.write((head or b"") + b"%x\r\n" % count)
-        elif head is not None:
-            self.transport.write(head)
+            head = (head or b"") + b"%x\r\n" % count
         if not count:
+            if head is not None:
+                self.transport.write(head)
             file.close()
             return
-        self.transport.sendfile(file, offset, count)
+        # The head goes with the file, so the transport can send them in one burst.
+        self.transport.sendfile(file, offset, count, header=head or b"")
         self._sent += count
         if self._chunked:
             self.transport.write(b"\r\n")

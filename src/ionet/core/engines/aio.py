@@ -420,11 +420,14 @@ class AioConnection(asyncio.Protocol, Transport):
         else:
             self._hand(data)
 
-    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
+    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None,
+                 header: bytes = b"") -> None:
         # The file is ours from here: closed once sent, or when the connection ends.
         if self._closing:
             file.close()
             return
+        if header:
+            self.write(header)  # asyncio's transport has no corking to share
         region = file_region(file, offset, count)
         if not region.remaining:
             file.close()

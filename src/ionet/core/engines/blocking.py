@@ -92,6 +92,8 @@ DATAGRAMS_PER_WAKEUP = 64
 #: After aborting the connections left at the shutdown deadline, how long
 #: to wait for their threads to notice (seconds).
 ABORT_GRACE = 5.0
+#: Linux's TCP_CORK (None elsewhere): see Transport.sendfile's ``header``.
+TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 RunBlocking = Callable[[Callable[[], Any]], Any]
 #: ``wait(fds, timeout)``: block until some of ``fds`` are readable or
@@ -558,16 +560,31 @@ class BlockingTransport(Transport):
         except BlockingIOError:  # SO_SNDTIMEO expired
             raise TimeoutError("timed out") from None
 
-    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
+    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None,
+                 header: bytes = b"") -> None:
         try:
             region = file_region(file, offset, count)
             with self._io_lock:
                 if self._closing:
                     return
                 if isinstance(self.sock, ssl.SSLSocket):
+                    if header:
+                        self._send_bytes(memoryview(header))
                     self._send_file_by_reading(file.fileno(), region.offset, region.remaining)
                 else:
-                    self._send_file_zero_copy(file.fileno(), region.offset, region.remaining)
+                    # The header leaves with the file's first bytes (see
+                    # Transport.sendfile): corked while both are handed over.
+                    cork = bool(header) and TCP_CORK is not None
+                    if cork:
+                        self.sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, 1)
+                    try:
+                        if header:
+                            self._send_bytes(memoryview(header))
+                        self._send_file_zero_copy(file.fileno(), region.offset,
+                                                  region.remaining)
+                    finally:
+                        if cork:
+                            self.sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, 0)
         except OSError as exc:
             self._broken(exc)
             return

@@ -81,6 +81,11 @@ ACCEPTS_PER_EVENT = 64
 DATAGRAMS_PER_EVENT = 64
 #: Outgoing datagrams queued while the socket is full; beyond, drop (UDP may).
 MAX_QUEUED_DATAGRAMS = 1024
+#: Files this large have their header corked with their first bytes (see
+#: ``Transport.sendfile``); for smaller ones two setsockopt calls cost more
+#: than the packet they save.
+CORK_MIN_FILE = 64 * 1024
+TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 
 class Poller(ABC):
@@ -382,6 +387,7 @@ class SocketTransport(Transport, Handler):
     """
 
     use_sendfile = True
+    corked = False
     #: Still in the TLS handshake: the protocol does not have the connection yet.
     handshaking = False
 
@@ -449,6 +455,8 @@ class SocketTransport(Transport, Handler):
             return
         self.last_activity = self.engine.clock()
         if done:
+            if self.corked:
+                self._set_cork(False)
             self._set_events(self._events & ~WRITE)
             if self.closing:
                 self._finish()
@@ -498,18 +506,34 @@ class SocketTransport(Transport, Handler):
     def writelines(self, chunks: list[bytes]) -> None:
         self.write(b"".join(chunks))
 
-    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> None:
+    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None,
+                 header: bytes = b"") -> None:
         if self.closing or self.closed:
             file.close()
             return
+        region = file_region(file, offset, count)
+        if (header and TCP_CORK is not None and self.use_sendfile and not self.buffer
+                and region.remaining >= CORK_MIN_FILE):
+            # Hold the head back until the file's bytes join it (nginx's
+            # tcp_nopush); handle_write uncorks once the buffer is empty.
+            self._set_cork(True)
+        if header:
+            self.write(header)
         was_empty = not self.buffer
-        self.buffer.append_file(file_region(file, offset, count))
+        self.buffer.append_file(region)
         if was_empty and self.buffer:
             # As write() does: try at once; most small files go out in one
             # call, and then cost no poller change and no extra loop turn.
             self.handle_write()
             if self.buffer and not self.closed:
                 self._set_events(self._events | WRITE)
+
+    def _set_cork(self, on: bool) -> None:
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, int(on))
+        except OSError:
+            return  # a broken socket: the next send says so
+        self.corked = on
 
     def _check_high_water(self) -> None:
         if not self.writing_paused and self.buffer.size > self.engine.limits.high_water:
