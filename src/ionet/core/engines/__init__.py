@@ -4,6 +4,12 @@ Like bottle's ``server_names`` and uvicorn's ``loops/auto.py``: an engine's
 module is imported only when chosen, so gevent is never imported (and never
 patches anything) unless ``--engine gevent`` asks for it, and a missing
 optional package is reported as the extra to install.
+
+The engines' modules share machinery: iterative, thread, fork and gevent
+serve each connection with the blocking driver (``blocking.py``, with its
+neighbours ``blocking_wait``, ``blocking_send``, ``blocking_channels``,
+``blocking_udp`` and ``blocking_connections``); select, poll and epoll are
+one reactor (``reactor.py``) over three selectors.
 """
 
 from __future__ import annotations

@@ -37,9 +37,15 @@ it halved the echo rate.  TLS sockets and gevent's do use ``settimeout``.)
 
 Under gevent the sockets, locks and threads are gevent's (monkey-patched) and
 the engine passes its own ``wait``, so this same code yields to the hub.
-This module is longer than an engine's page because four engines share it:
-the stream transport, data connections (FTP), the UDP driver, and
-:class:`Connections`, the set an engine stops gracefully.
+
+This module is the connection loop; four engines share it, and what they
+share beside it lives next door, one thing per module:
+
+    blocking_wait.py         how the loop waits: wait_readable, Waker, ShutdownNotice
+    blocking_send.py         how bytes and files leave the socket (send loop, sendfile, TCP_CORK)
+    blocking_channels.py     data connections a protocol opens (FTP's open_listener / open_connection)
+    blocking_udp.py          the UDP driver: one socket, one protocol
+    blocking_connections.py  the engine's side: accept_one, and Connections, the set it stops gracefully
 """
 
 from __future__ import annotations
@@ -47,166 +53,45 @@ from __future__ import annotations
 import _socket
 import collections
 import logging
-import math
-import os
-import select
 import socket
 import ssl
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any, TypeVar, Union
+from typing import IO, Any, TypeVar
 
-from ionet.core.buffer import SEND_CHUNK, SENDFILE_CHUNK, file_region
+from ionet.core.buffer import file_region
 from ionet.core.config import Limits
-from ionet.core.engines.base import (
-    ACCEPT_CAPACITY_ERRNOS,
-    DISCONNECTED_ERRNOS,
-    RECV_SIZE,
-    peer_label,
-    tune_accepted,
-)
-from ionet.core.listeners import Listener, bind_first_free
-from ionet.core.protocol import (
-    DataChannel,
-    DatagramProtocol,
-    DatagramTransport,
-    Outcome,
-    Protocol,
-    TimerHandle,
-    Transport,
-)
-from ionet.core.stop import StopSignal
+from ionet.core.engines.base import DISCONNECTED_ERRNOS, RECV_SIZE, peer_label, tune_accepted
+from ionet.core.engines.blocking_channels import Connector, DataListener
+from ionet.core.engines.blocking_send import send_bytes, send_file
+from ionet.core.engines.blocking_wait import ShutdownNotice, Stopping, Wait, Waker, wait_readable
+from ionet.core.protocol import DataChannel, Outcome, Protocol, TimerHandle, Transport
 from ionet.core.timers import Clock, TimerQueue
 
 log = logging.getLogger("ionet.engine")
 T = TypeVar("T")
 
-#: Connections accepted each time a listener is readable, before looking at
-#: the stop pipe again.
-ACCEPTS_PER_WAKEUP = 64
-#: Datagrams read each time a UDP socket is readable.
-DATAGRAMS_PER_WAKEUP = 64
-#: After aborting the connections left at the shutdown deadline, how long
-#: to wait for their threads to notice (seconds).
-ABORT_GRACE = 5.0
-#: Linux's TCP_CORK (None elsewhere): see Transport.sendfile's ``header``.
-TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
-
+#: ``run_blocking(func)``: run ``func`` where it may block (inline, or gevent's
+#: thread pool) and return its result.
 RunBlocking = Callable[[Callable[[], Any]], Any]
-#: ``wait(fds, timeout)``: block until some of ``fds`` are readable or
-#: ``timeout`` seconds pass (None: no limit); return the readable ones.
-Wait = Callable[[list[int], float | None], set[int]]
 WrapTLS = Callable[[socket.socket, ssl.SSLContext], ssl.SSLSocket]
 #: ``spawn(transport)``: serve a new connection concurrently; False if it cannot.
 Spawn = Callable[["BlockingTransport"], bool]
-#: What a connection may watch to learn that the server stops: ``fileno()``
-#: turns readable, ``drain()`` takes what it can, ``is_set()`` says if it was a stop.
-Stopping = Union["ShutdownNotice", StopSignal]
 
 
-class ShutdownNotice:
-    """A stop that every forked child can see: one pipe, never drained.
-
-    ``set()`` writes one byte and nobody reads it, so the pipe stays readable
-    for every process that polls it; one write reaches all of them.
-    """
-
-    def __init__(self) -> None:
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._write_fd, False)
-        self._set = False
-
-    def fileno(self) -> int:
-        return self._read_fd
-
-    def set(self) -> None:
-        if not self._set:
-            self._set = True
-            os.write(self._write_fd, b"!")
-
-    def drain(self) -> None:
-        self._set = True  # readable means set (a forked child's flag is a stale copy)
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def close(self) -> None:
-        os.close(self._read_fd)
-        os.close(self._write_fd)
+def call_inline(func: Callable[[], T]) -> T:
+    """The default ``run_blocking``: the connection has a thread of its own to block."""
+    return func()
 
 
-class Waker:
-    """Lets another thread wake a connection's thread out of its ``poll``.
-
-    An eventfd: one descriptor holding a counter; ``wake`` adds to it (the
-    descriptor turns readable), ``drain`` reads it back to zero.  Where there
-    is no eventfd (off Linux), a pipe does the same with two descriptors.
-    """
-
-    def __init__(self) -> None:
-        if hasattr(os, "eventfd"):
-            self._read_fd = self._write_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        else:
-            self._read_fd, self._write_fd = os.pipe()
-            os.set_blocking(self._read_fd, False)
-            os.set_blocking(self._write_fd, False)
-
-    def fileno(self) -> int:
-        return self._read_fd
-
-    def wake(self) -> None:
-        try:
-            os.write(self._write_fd, (1).to_bytes(8, sys.byteorder))  # eventfd wants 8 bytes
-        except BlockingIOError:
-            pass  # already readable: a wakeup is pending
-
-    def drain(self) -> None:
-        try:
-            os.read(self._read_fd, 4096)
-        except BlockingIOError:
-            pass
-
-    def close(self) -> None:
-        os.close(self._read_fd)
-        if self._write_fd != self._read_fd:
-            os.close(self._write_fd)
-
-
-def wait_readable(fds: list[int], timeout: float | None) -> set[int]:
-    """Wait up to ``timeout`` seconds (None: forever) until some of ``fds`` are readable.
-
-    ``poll``, unlike ``select``, has no FD_SETSIZE limit on descriptor numbers.
-    """
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    millis = None if timeout is None else max(0, math.ceil(timeout * 1000))
-    return {fd for fd, _mask in poller.poll(millis)}
-
-
-def accept_one(listener: Listener) -> socket.socket | None:
-    """Accept one pending connection from a (non-blocking) listener.
-
-    Returns None when there is none after all (another process took it, or
-    the peer gave up).  Raises the OSError when the process is out of file
-    descriptors or memory (``ACCEPT_CAPACITY_ERRNOS``): back off and retry.
-    """
+def outcome_of(run_blocking: RunBlocking, func: Callable[[], T]) -> Outcome[T]:
+    """Run ``func`` through ``run_blocking``; its value or exception, as a value."""
     try:
-        sock, _addr = listener.sock.accept()
-    except (BlockingIOError, InterruptedError):
-        return None
-    except OSError as exc:
-        if exc.errno in ACCEPT_CAPACITY_ERRNOS:
-            raise
-        log.debug("accept failed: %s", exc)
-        return None
-    tune_accepted(sock)
-    return sock
-
-
+        return Outcome(run_blocking(func))
+    except Exception as exc:  # any failure of the work is its result, for the callback
+        return Outcome(None, exc)
 
 
 def _shutdown_fd(fd: int, how: int) -> None:
@@ -228,19 +113,8 @@ def _shutdown_fd(fd: int, how: int) -> None:
         probe.detach()
 
 
-def _call_inline(func: Callable[[], T]) -> T:
-    return func()
-
-
 def _wrap_tls(sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
     return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-
-
-def _outcome(run_blocking: RunBlocking, func: Callable[[], T]) -> Outcome[T]:
-    try:
-        return Outcome(run_blocking(func))
-    except Exception as exc:  # any failure of the work is its result, for the callback
-        return Outcome(None, exc)
 
 
 def _spawn_thread(transport: BlockingTransport) -> bool:
@@ -293,7 +167,7 @@ class BlockingTransport(Transport):
         self._context = ssl_context
         self._stopping = stopping
         self._spawn: Spawn = spawn or _spawn_thread
-        self._run_blocking: RunBlocking = run_blocking or _call_inline
+        self._run_blocking: RunBlocking = run_blocking or call_inline
         self._wrap_tls: WrapTLS = wrap_tls or _wrap_tls
         self._wait: Wait = wait or wait_readable
         # gevent's sockets never block the process: they wait in the hub and
@@ -302,8 +176,8 @@ class BlockingTransport(Transport):
         self._extra: dict[str, Any] = {"socket": sock, "engine": engine}
         self._soon: collections.deque[Callable[[], None]] = collections.deque()
         self._from_threads: collections.deque[Callable[[], None]] = collections.deque()
-        self._listeners: dict[int, _DataListener] = {}  # open_listener sockets we watch
-        self._connectors: list[_Connector] = []  # open_connection calls under way
+        self._listeners: dict[int, DataListener] = {}  # open_listener sockets we watch
+        self._connectors: list[Connector] = []  # open_connection calls under way
         self._children: list[BlockingTransport] = []  # data connections we opened
         # _lock guards the flags below and the descriptors' life; _io_lock
         # serialises sends (and TLS reads: one SSL object, one user at a time).
@@ -542,23 +416,11 @@ class BlockingTransport(Transport):
             if self._closing:
                 return
             try:
-                self._send_bytes(memoryview(data))
+                send_bytes(self.sock, memoryview(data))
             except OSError as exc:
                 self._broken(exc)
                 return
         self.last_activity = self.clock()
-
-    def _send_bytes(self, view: memoryview) -> None:
-        # send(), not sendall(): each call may take part of the data, and
-        # the timeout is per call, so a 10 MB reply to a slow reader may take
-        # longer than the idle timeout as long as it keeps making progress.
-        sock = self.sock
-        try:
-            while view:
-                sent = sock.send(view[:SEND_CHUNK])
-                view = view[sent:]
-        except BlockingIOError:  # SO_SNDTIMEO expired
-            raise TimeoutError("timed out") from None
 
     def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None,
                  header: bytes = b"") -> None:
@@ -567,60 +429,15 @@ class BlockingTransport(Transport):
             with self._io_lock:
                 if self._closing:
                     return
-                if isinstance(self.sock, ssl.SSLSocket):
-                    if header:
-                        self._send_bytes(memoryview(header))
-                    self._send_file_by_reading(file.fileno(), region.offset, region.remaining)
-                else:
-                    # The header leaves with the file's first bytes (see
-                    # Transport.sendfile): corked while both are handed over.
-                    cork = bool(header) and TCP_CORK is not None
-                    if cork:
-                        self.sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, 1)
-                    try:
-                        if header:
-                            self._send_bytes(memoryview(header))
-                        self._send_file_zero_copy(file.fileno(), region.offset,
-                                                  region.remaining)
-                    finally:
-                        if cork:
-                            self.sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, 0)
+                send_file(self.sock, self._fd, file.fileno(), region.offset, region.remaining,
+                          header, cooperative=self._cooperative,
+                          timeout=self.limits.idle_timeout)
         except OSError as exc:
             self._broken(exc)
             return
         finally:
             file.close()  # the transport owns it: sent, failed or dropped
         self.last_activity = self.clock()
-
-    def _send_file_zero_copy(self, in_fd: int, offset: int, remaining: int) -> None:
-        """``os.sendfile``: the kernel copies from the page cache to the socket."""
-        while remaining:
-            try:
-                sent = os.sendfile(self._fd, in_fd, offset, min(remaining, SENDFILE_CHUNK))
-            except BlockingIOError:
-                if not self._cooperative:  # SO_SNDTIMEO expired
-                    raise TimeoutError("timed out sending a file") from None
-                poller = select.poll()  # gevent's: the hub waits until writable
-                poller.register(self._fd, select.POLLOUT)
-                timeout = self.limits.idle_timeout
-                if not poller.poll(None if timeout is None else math.ceil(timeout * 1000)):
-                    raise TimeoutError("timed out sending a file") from None
-                continue
-            if sent == 0:
-                # The file is shorter than promised: the peer was told a length we cannot deliver.
-                raise BrokenPipeError(f"file ended {remaining} bytes early during sendfile")
-            offset += sent
-            remaining -= sent
-
-    def _send_file_by_reading(self, in_fd: int, offset: int, remaining: int) -> None:
-        """TLS: the bytes must pass through the ssl module, so read and send them."""
-        while remaining:
-            chunk = os.pread(in_fd, min(remaining, SEND_CHUNK), offset)
-            if not chunk:
-                raise BrokenPipeError(f"file ended {remaining} bytes early during sendfile")
-            self._send_bytes(memoryview(chunk))
-            offset += len(chunk)
-            remaining -= len(chunk)
 
     def pause_reading(self) -> None:
         self._reading = False
@@ -686,7 +503,7 @@ class BlockingTransport(Transport):
         returns at once, and the callback never runs inside the caller.
         """
         def work() -> None:
-            outcome = _outcome(self._run_blocking, func)
+            outcome = outcome_of(self._run_blocking, func)
             if not self._closing:
                 self._protect("a worker callback", callback, outcome)
 
@@ -708,7 +525,7 @@ class BlockingTransport(Transport):
     ) -> DataChannel:
         """Listen in this connection's own ``poll``; the connection that
         arrives is served by a thread (greenlet) of its own."""
-        return _DataListener(self, factory, host, ports, accept_from, timeout, on_error,
+        return DataListener(self, factory, host, ports, accept_from, timeout, on_error,
                              ssl_context)
 
     def open_connection(
@@ -717,7 +534,7 @@ class BlockingTransport(Transport):
     ) -> DataChannel:
         """Connect in a helper thread (``connect`` blocks); the connection is
         then served by a thread (greenlet) of its own."""
-        return _Connector(self, factory, host, port, timeout, on_error, ssl_context)
+        return Connector(self, factory, host, port, timeout, on_error, ssl_context)
 
     def _start_child(self, sock: socket.socket, factory: Callable[[], Protocol],
                      ssl_context: ssl.SSLContext | None) -> None:
@@ -746,309 +563,3 @@ class BlockingTransport(Transport):
         """Deliver a data-channel failure to this connection's protocol."""
         if on_error is not None and not self._closing:
             self._protect("a data channel's on_error", on_error, exc)
-
-
-class _DataListener(DataChannel):
-    """``open_listener``: a socket in its owner's wait, for ONE connection."""
-
-    def __init__(self, owner: BlockingTransport, factory: Callable[[], Protocol], host: str,
-                 ports: Sequence[int], accept_from: Callable[[Any], bool] | None,
-                 timeout: float, on_error: Callable[[BaseException], None] | None,
-                 ssl_context: ssl.SSLContext | None) -> None:
-        self.owner = owner
-        self.factory = factory
-        self.accept_from = accept_from
-        self.on_error = on_error
-        self.ssl_context = ssl_context
-        self.closed = False
-        self.sock = bind_first_free(host, ports)
-        self.port = self.sock.getsockname()[1]
-        owner._listeners[self.sock.fileno()] = self
-        self._timer = owner.call_later(timeout, self._timed_out)
-
-    def accept(self) -> None:
-        try:
-            sock, addr = self.sock.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self.close()
-            self.owner._report(self.on_error, exc)
-            return
-        if self.accept_from is not None and not self.owner._protect(
-                "accept_from", self.accept_from, addr):
-            log.warning("data connection from %s refused: not the control peer", addr)
-            sock.close()
-            return
-        self.close()
-        self.owner._start_child(sock, self.factory, self.ssl_context)
-
-    def _timed_out(self) -> None:
-        if not self.closed:
-            self.close()
-            self.owner._report(self.on_error, TimeoutError("no data connection arrived in time"))
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._timer.cancel()
-            del self.owner._listeners[self.sock.fileno()]
-            self.sock.close()
-
-
-
-
-class _Connector(DataChannel):
-    """``open_connection``: connect in a helper thread, report in the owner's."""
-
-    def __init__(self, owner: BlockingTransport, factory: Callable[[], Protocol], host: str,
-                 port: int, timeout: float, on_error: Callable[[BaseException], None] | None,
-                 ssl_context: ssl.SSLContext | None) -> None:
-        self.owner = owner
-        self.closed = False
-        self._factory = factory
-        self._on_error = on_error
-        self._ssl_context = ssl_context
-        self._sock: socket.socket | None = None  # connected, not yet handed to the owner
-        self._lock = threading.Lock()
-        owner._connectors.append(self)
-        threading.Thread(target=self._connect, args=(host, port, timeout), daemon=True,
-                         name=f"ionet-connect-{host}:{port}").start()
-
-    def _connect(self, host: str, port: int, timeout: float) -> None:
-        """The helper thread: connect, then hand over to the owner's thread."""
-        try:
-            sock = socket.create_connection((host, port), timeout)
-        except OSError as exc:
-            error = TimeoutError("the data connection timed out") if isinstance(
-                exc, TimeoutError) else exc
-            self.owner.call_soon_threadsafe(lambda: self._finished(error))
-            return
-        with self._lock:
-            if self.closed:
-                sock.close()
-                return
-            self._sock = sock
-        self.owner.call_soon_threadsafe(lambda: self._finished(None))
-
-    def _finished(self, error: BaseException | None) -> None:
-        """In the owner's thread: serve the connection, or report the failure."""
-        with self._lock:
-            sock, self._sock = self._sock, None
-            closed, self.closed = self.closed, True
-        self.owner._connectors.remove(self)
-        if closed:
-            return
-        if sock is not None:
-            self.owner._start_child(sock, self._factory, self._ssl_context)
-        elif error is not None:
-            self.owner._report(self._on_error, error)
-
-    def close(self) -> None:
-        """Give up; a connect under way is dropped when it completes."""
-        with self._lock:
-            self.closed = True
-            sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
-
-
-class Connections:
-    """The live connections of an engine that gives each its own thread (greenlet).
-
-    Each connection has a "done" event, so an engine can stop them all
-    gracefully: tell them, wait until the deadline, abort the rest.
-    """
-
-    def __init__(self) -> None:
-        self._done: dict[BlockingTransport, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._done)
-
-    def serve(self, transport: BlockingTransport) -> None:
-        """Serve ``transport`` in the calling thread, tracked meanwhile."""
-        done = threading.Event()
-        with self._lock:
-            self._done[transport] = done
-        self._run(transport, done)
-
-    def start(self, transport: BlockingTransport) -> bool:
-        """Serve ``transport`` in a new (non-daemon) thread; False if none can start."""
-        done = threading.Event()
-        with self._lock:
-            self._done[transport] = done  # counted at once, before the thread runs
-        thread = threading.Thread(target=self._run, args=(transport, done),
-                                  name=f"ionet-{transport.label}")
-        try:
-            thread.start()
-        except RuntimeError as exc:  # "can't start new thread": memory or a ulimit
-            log.warning("%s: refusing the connection: %s", transport.label, exc)
-            with self._lock:
-                del self._done[transport]
-            return False
-        return True
-
-    def _run(self, transport: BlockingTransport, done: threading.Event) -> None:
-        try:
-            transport.serve_connection()
-        finally:
-            with self._lock:
-                del self._done[transport]
-            done.set()
-
-    def wait_all(self) -> None:
-        """Wait until every connection has ended on its own."""
-        while True:
-            with self._lock:
-                pending = list(self._done.values())
-            if not pending:
-                return
-            for done in pending:
-                done.wait()
-
-    def stop_all(self, shutdown_timeout: float) -> bool:
-        """Graceful shutdown; False if a connection would not end even aborted."""
-        with self._lock:
-            live = dict(self._done)
-        if not live:
-            return True
-        log.info("shutting down: %d connection(s) open", len(live))
-        for transport in live:
-            transport.notify_stopping()
-        deadline = time.monotonic() + shutdown_timeout
-        for done in live.values():
-            done.wait(max(0.0, deadline - time.monotonic()))
-        left = [transport for transport, done in live.items() if not done.is_set()]
-        if not left:
-            return True
-        log.warning("shutdown deadline passed: closing %d connection(s)", len(left))
-        for transport in left:
-            transport.abort()
-        grace_end = time.monotonic() + ABORT_GRACE
-        for transport in left:
-            live[transport].wait(max(0.0, grace_end - time.monotonic()))
-        stuck = [t.label for t in left if not live[t].is_set()]
-        if stuck:
-            # A protocol blocked outside any socket call (a query, a sleep)
-            # cannot be interrupted; the process will wait for it at exit.
-            log.error("%d connection(s) did not end: %s", len(stuck), ", ".join(stuck))
-        return not stuck
-
-
-class BlockingDatagramTransport(DatagramTransport):
-    """A UDP listener and its one protocol, driven by whoever waits on it.
-
-    The socket stays non-blocking: :meth:`handle_readable` reads what is
-    there, and ``sendto`` drops a datagram the kernel has no room for (as UDP
-    may).  Timers are serviced by :meth:`run_timers`; the caller folds
-    :meth:`next_delay` into its own wait.
-    """
-
-    def __init__(self, listener: Listener, engine: str, run_blocking: RunBlocking | None = None,
-                 clock: Clock = time.monotonic) -> None:
-        self.listener = listener
-        self.sock = listener.sock
-        self.fd = self.sock.fileno()
-        self.engine = engine
-        self.protocol: DatagramProtocol = listener.endpoint.factory()  # type: ignore[assignment]
-        self.timers = TimerQueue(clock)
-        self._run_blocking: RunBlocking = run_blocking or _call_inline
-        self._soon: collections.deque[Callable[[], None]] = collections.deque()
-        self.closed = False
-
-    def start(self) -> None:
-        self._call(self.protocol.connection_made, self)
-
-    def handle_readable(self) -> None:
-        for _ in range(DATAGRAMS_PER_WAKEUP):
-            try:
-                data, addr = self.sock.recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                self._call(self.protocol.error_received, exc)
-                break
-            self._call(self.protocol.datagram_received, data, addr)
-            if self.closed:
-                return
-        self._run_soon()
-
-    def next_delay(self) -> float | None:
-        """Seconds until this socket's next timer (0 if work is waiting)."""
-        return 0.0 if self._soon else self.timers.next_delay()
-
-    def run_timers(self) -> None:
-        if self.timers:
-            self._call(self.timers.run_due)
-        self._run_soon()
-
-    def _run_soon(self) -> None:
-        while self._soon and not self.closed:
-            self._soon.popleft()()
-
-    def _call(self, method: Callable[..., Any], *args: Any) -> None:
-        try:
-            method(*args)
-        except Exception:
-            log.exception("udp %s: %s failed", self.listener.url(),
-                          getattr(method, "__name__", method))
-
-    def sendto(self, data: bytes, addr: Any) -> None:
-        if self.closed:
-            return
-        try:
-            self.sock.sendto(data, addr)
-        except (BlockingIOError, InterruptedError):
-            log.debug("udp %s: send buffer full, datagram dropped", self.listener.url())
-        except OSError as exc:
-            self._call(self.protocol.error_received, exc)
-
-    def notify_stopping(self) -> None:
-        self._call(self.protocol.server_stopping)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.listener.close()
-            self._call(self.protocol.connection_lost, None)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "sockname":
-            return self.sock.getsockname()
-        return {"socket": self.sock, "engine": self.engine}.get(name, default)
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        return self.timers.call_later(delay, callback)
-
-    def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
-        self._soon.append(lambda: self._call(callback, _outcome(self._run_blocking, func)))
-
-
-def serve_datagrams(listener: Listener, stopping: Stopping, engine: str,
-                    run_blocking: RunBlocking | None = None, wait: Wait | None = None) -> None:
-    """Serve one UDP listener in the calling thread until ``stopping`` is set.
-
-    Then the protocol hears ``server_stopping()``, the socket closes and it
-    hears ``connection_lost(None)``.
-    """
-    transport = BlockingDatagramTransport(listener, engine, run_blocking)
-    wait = wait or wait_readable
-    transport.start()
-    try:
-        while not transport.closed:
-            ready = wait([transport.fd, stopping.fileno()], transport.next_delay())
-            if stopping.fileno() in ready:
-                stopping.drain()
-                if stopping.is_set():
-                    transport.notify_stopping()
-                    break
-            if transport.fd in ready:
-                transport.handle_readable()
-            transport.run_timers()
-    finally:
-        transport.close()

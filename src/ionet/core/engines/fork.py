@@ -69,14 +69,10 @@ from typing import Any
 
 from ionet.core.config import Endpoint
 from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, refuse
-from ionet.core.engines.blocking import (
-    ACCEPTS_PER_WAKEUP,
-    BlockingDatagramTransport,
-    BlockingTransport,
-    Connections,
-    ShutdownNotice,
-    accept_one,
-)
+from ionet.core.engines.blocking import BlockingTransport
+from ionet.core.engines.blocking_connections import Connections, accept_pending
+from ionet.core.engines.blocking_udp import DatagramSet
+from ionet.core.engines.blocking_wait import ShutdownNotice
 from ionet.core.listeners import Listener
 from ionet.core.stop import StopSignal
 
@@ -106,34 +102,29 @@ class ForkEngine(Engine):
         self._notice = ShutdownNotice()
         streams = {listener.sock.fileno(): listener for listener in listeners
                    if listener.kind == "tcp"}
-        datagrams = {listener.sock.fileno(): BlockingDatagramTransport(listener, self.name)
-                     for listener in listeners if listener.kind == "udp"}
+        datagrams = DatagramSet(listeners, self.name)
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous: Any = signal.signal(signal.SIGCHLD, _on_sigchld) if in_main_thread else None
         try:
-            for datagram in datagrams.values():
-                datagram.start()
+            datagrams.start()
             self._serve_until_stopped(streams, datagrams, stop)
         finally:
             for listener in streams.values():
                 listener.close()
-            for datagram in datagrams.values():
-                datagram.notify_stopping()
-                datagram.close()
+            datagrams.stop()
             self._notice.set()
             self._stop_children()
             self._notice.close()
             if in_main_thread:
                 signal.signal(signal.SIGCHLD, previous if previous is not None else signal.SIG_DFL)
 
-    def _serve_until_stopped(self, streams: dict[int, Listener],
-                             datagrams: dict[int, BlockingDatagramTransport],
+    def _serve_until_stopped(self, streams: dict[int, Listener], datagrams: DatagramSet,
                              stop: StopSignal) -> None:
         accept_again = 0.0  # after EMFILE, leave the listeners alone until then
         while not stop.is_set():
             delays = [REAP_INTERVAL]
-            delays += [d for d in (t.next_delay() for t in datagrams.values()) if d is not None]
-            watched = [stop.fileno(), *datagrams]
+            delays += datagrams.delays()
+            watched = [stop.fileno(), *datagrams.fds()]
             if time.monotonic() >= accept_again:
                 watched += streams
             else:
@@ -145,23 +136,10 @@ class ForkEngine(Engine):
             self._reap()
             if stop.is_set():
                 break
-            for fd, datagram in datagrams.items():
-                if fd in readable:
-                    datagram.handle_readable()
-                datagram.run_timers()
+            datagrams.serve(readable)
             for fd in readable:
-                if fd not in streams:
-                    continue
-                for _ in range(ACCEPTS_PER_WAKEUP):
-                    try:
-                        sock = accept_one(streams[fd])
-                    except OSError as exc:
-                        log.warning("accept failed (%s); retrying in %.1fs", exc, ACCEPT_BACKOFF)
-                        accept_again = time.monotonic() + ACCEPT_BACKOFF
-                        break
-                    if sock is None:
-                        break
-                    self._fork(sock, streams[fd].endpoint)
+                if fd in streams and not accept_pending(streams[fd], self._fork):
+                    accept_again = time.monotonic() + ACCEPT_BACKOFF
 
     def _fork(self, sock: socket.socket, endpoint: Endpoint) -> None:
         """Refuse the connection, or fork a child to serve it."""

@@ -61,13 +61,10 @@ from gevent.server import StreamServer
 
 from ionet.core.config import Endpoint
 from ionet.core.engines.base import ACCEPT_CAPACITY_ERRNOS, Engine, peer_label, refuse
-from ionet.core.engines.blocking import (
-    ABORT_GRACE,
-    BlockingTransport,
-    Connections,
-    ShutdownNotice,
-    serve_datagrams,
-)
+from ionet.core.engines.blocking import BlockingTransport
+from ionet.core.engines.blocking_connections import ABORT_GRACE, Connections
+from ionet.core.engines.blocking_udp import serve_datagrams
+from ionet.core.engines.blocking_wait import ShutdownNotice
 from ionet.core.listeners import Listener
 from ionet.core.protocol import Outcome
 from ionet.core.stop import StopSignal
@@ -112,7 +109,7 @@ def _capture(func: Callable[[], Any]) -> Outcome[Any]:
 
 
 def _waiter_on(hub: Hub) -> Callable[[list[int], float | None], set[int]]:
-    """``blocking.wait_readable`` for greenlets, asking the hub directly.
+    """``blocking_wait.wait_readable`` for greenlets, asking the hub directly.
 
     The patched ``select.poll`` would work too, but builds a result object,
     an event and a timeout per call; this is one io watcher per descriptor and

@@ -42,12 +42,9 @@ import time
 
 from ionet.core.config import Endpoint
 from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, peer_label
-from ionet.core.engines.blocking import (
-    BlockingDatagramTransport,
-    BlockingTransport,
-    Connections,
-    accept_one,
-)
+from ionet.core.engines.blocking import BlockingTransport
+from ionet.core.engines.blocking_connections import Connections, accept_pending
+from ionet.core.engines.blocking_udp import DatagramSet
 from ionet.core.listeners import Listener
 from ionet.core.stop import StopSignal
 
@@ -62,16 +59,15 @@ class IterativeEngine(Engine):
     def run(self, listeners: list[Listener], stop: StopSignal) -> None:
         streams = {listener.sock.fileno(): listener for listener in listeners
                    if listener.kind == "tcp"}
-        datagrams = {listener.sock.fileno(): BlockingDatagramTransport(listener, self.name)
-                     for listener in listeners if listener.kind == "udp"}
-        for datagram in datagrams.values():
-            datagram.start()
+        datagrams = DatagramSet(listeners, self.name)
+        datagrams.start()
         accept_again = 0.0  # after EMFILE, leave the listeners alone until then
+        self._stop = stop
         self._helpers = Connections()  # data connections that protocols open (FTP)
         try:
             while not stop.is_set():
-                delays = [d for d in (t.next_delay() for t in datagrams.values()) if d is not None]
-                watched = [stop.fileno(), *datagrams]
+                delays = datagrams.delays()
+                watched = [stop.fileno(), *datagrams.fds()]
                 if time.monotonic() >= accept_again:
                     watched += streams
                 else:
@@ -82,38 +78,27 @@ class IterativeEngine(Engine):
                 if stop.fileno() in readable:
                     stop.drain()
                     continue
-                for fd, datagram in datagrams.items():
-                    if fd in readable:
-                        datagram.handle_readable()
-                    datagram.run_timers()
+                datagrams.serve(readable)
                 for fd in readable:
                     if fd in streams:
-                        try:
-                            sock = accept_one(streams[fd])
-                        except OSError as exc:
-                            log.warning("accept failed (%s); retrying in %.1fs", exc, ACCEPT_BACKOFF)
-                            accept_again = time.monotonic() + ACCEPT_BACKOFF
-                            break
-                        if sock is not None:
-                            self._serve(sock, streams[fd].endpoint, stop)
                         # One connection per turn, then select again: the stop
                         # pipe and the UDP sockets get their turn in between.
+                        if not accept_pending(streams[fd], self._serve, most=1):
+                            accept_again = time.monotonic() + ACCEPT_BACKOFF
                         break
         finally:
             if stop.is_set():
                 log.info("shutting down")
             for listener in streams.values():
                 listener.close()
-            for datagram in datagrams.values():
-                datagram.notify_stopping()
-                datagram.close()
+            datagrams.stop()
             self._helpers.stop_all(self.limits.shutdown_timeout)
 
-    def _serve(self, sock: socket.socket, endpoint: Endpoint, stop: StopSignal) -> None:
+    def _serve(self, sock: socket.socket, endpoint: Endpoint) -> None:
         """Serve one connection to its end (or to the shutdown deadline)."""
         try:
             transport = BlockingTransport(sock, endpoint.factory(), self.limits, engine=self.name,
-                                          ssl_context=endpoint.ssl, stopping=stop,
+                                          ssl_context=endpoint.ssl, stopping=self._stop,
                                           spawn=self._helpers.start,
                                           own_timeouts=endpoint.own_timeouts)
         except Exception:

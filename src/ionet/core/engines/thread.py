@@ -43,15 +43,10 @@ import time
 
 from ionet.core.config import Endpoint
 from ionet.core.engines.base import ACCEPT_BACKOFF, Engine, peer_label, refuse
-from ionet.core.engines.blocking import (
-    ABORT_GRACE,
-    ACCEPTS_PER_WAKEUP,
-    BlockingTransport,
-    Connections,
-    ShutdownNotice,
-    accept_one,
-    serve_datagrams,
-)
+from ionet.core.engines.blocking import BlockingTransport
+from ionet.core.engines.blocking_connections import ABORT_GRACE, Connections, accept_pending
+from ionet.core.engines.blocking_udp import serve_datagrams
+from ionet.core.engines.blocking_wait import ShutdownNotice
 from ionet.core.listeners import Listener
 from ionet.core.stop import StopSignal
 
@@ -102,17 +97,8 @@ class ThreadEngine(Engine):
                 stop.drain()
                 continue
             for fd in readable:
-                listener = by_fd[fd]
-                for _ in range(ACCEPTS_PER_WAKEUP):
-                    try:
-                        sock = accept_one(listener)
-                    except OSError as exc:
-                        log.warning("accept failed (%s); retrying in %.1fs", exc, ACCEPT_BACKOFF)
-                        accept_again = time.monotonic() + ACCEPT_BACKOFF
-                        break
-                    if sock is None:
-                        break
-                    self._start(sock, listener.endpoint)
+                if not accept_pending(by_fd[fd], self._start):
+                    accept_again = time.monotonic() + ACCEPT_BACKOFF
 
     def _start(self, sock: socket.socket, endpoint: Endpoint) -> None:
         """Refuse the connection, or start a thread serving it."""
