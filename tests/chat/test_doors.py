@@ -163,11 +163,6 @@ def test_admin_token_and_announce(service: ChatService, clock: FakeClock) -> Non
 def test_a_slow_tcp_receiver_is_dropped_not_waited_for(clock: FakeClock) -> None:
     lobby = Lobby(rate=0, clock=clock)
     service = ChatService(lobby, sink_cap=10_000, clock=clock)
-
-    class Clogged(FakeTransport):
-        def get_write_buffer_size(self) -> int:  # the peer reads nothing
-            return sum(map(len, self.chunks))
-
     ann, bob = tcp(service, clock), tcp(service, clock)
     slow = Clogged(clock=clock)
     slow.connect(service.tcp_protocol())
@@ -182,6 +177,83 @@ def test_a_slow_tcp_receiver_is_dropped_not_waited_for(clock: FakeClock) -> None
     assert {"type": "left", "name": "slow", "room": "#lobby", "reason": "too slow"} in got
     assert sum(1 for o in got if o["type"] == "left") == 2  # one for bob, one for ann
     assert "slow" not in lobby.members
+
+
+class Clogged(FakeTransport):
+    """A peer that reads nothing: everything written stays in the write buffer."""
+
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self.chunks))
+
+
+def say_lines(count: int, start: int = 0, size: int = 3900) -> bytes:
+    return b"".join(b'{"type":"say","text":"%d %s"}\n' % (n, b"x" * size)
+                    for n in range(start, start + count))
+
+
+def test_a_receiver_that_reads_nothing_cannot_hold_a_flooding_sender(clock: FakeClock) -> None:
+    # Alone with the sender it is "most of the room behind", so the sender is
+    # held; but it takes nothing, so the hold must end, and it is dropped.
+    service = ChatService(Lobby(rate=0, max_text=4000, clock=clock), clock=clock)
+    ann = tcp(service, clock)
+    slow = Clogged(clock=clock)
+    slow.connect(service.tcp_protocol())
+    send(slow, {"type": "join", "name": "slow"})
+    send(ann, {"type": "join", "name": "ann"})
+    sent = 0
+    for _ in range(400):  # 40 s of the fake clock at most
+        if slow.aborted:
+            break
+        if ann.reading:
+            ann.feed(say_lines(64, sent))  # 250 KB a recv, as a flood arrives
+            sent += 64
+        clock.advance(0.1)
+    assert slow.aborted, f"the sender is held for ever ({sent} lines sent)"
+    assert sent * 3900 < 3 * service.sink_cap  # dropped near its cap, not much later
+    assert {"type": "left", "name": "slow", "room": "#lobby", "reason": "too slow"} in \
+        lines(ann, clock)
+    clock.advance(0.1)
+    assert ann.reading
+
+
+def test_bytes_in_a_blocking_write_count_as_behind(service: ChatService, clock: FakeClock) -> None:
+    # On the thread and gevent engines write() waits for the peer: what it
+    # holds is in neither the outbox nor the (empty) write buffer.
+    class Blocking(FakeTransport):
+        backlog_seen: list[int] = []
+
+        def write(self, data: bytes) -> None:
+            self.backlog_seen.append(self.protocol.sink.backlog())  # type: ignore[union-attr]
+            super().write(data)
+
+    ann = tcp(service, clock)
+    bob = Blocking(clock=clock)
+    bob.connect(service.tcp_protocol())
+    send(bob, {"type": "join", "name": "bob"})
+    send(ann, {"type": "join", "name": "ann"})
+    clock.advance(0)
+    bob.take()
+    Blocking.backlog_seen.clear()
+    send(ann, {"type": "say", "text": "hello"})
+    clock.advance(0)
+    assert Blocking.backlog_seen == [len(bob.written())] and bob.written()
+    assert bob.protocol.sink.backlog() == 0  # type: ignore[union-attr]
+
+
+def test_a_turn_never_adds_more_than_a_quarter_of_the_cap(clock: FakeClock) -> None:
+    # 256 lines of 4 KB are a whole megabyte: one such turn could take a
+    # receiver that was not behind before it past its cap before the room's
+    # congestion is looked at.
+    service = ChatService(Lobby(rate=0, max_text=4000, clock=clock), clock=clock)
+    ann, bob = tcp(service, clock), tcp(service, clock)
+    send(ann, {"type": "join", "name": "ann"})
+    send(bob, {"type": "join", "name": "bob"})
+    clock.advance(0)
+    bob.take()
+    ann.feed(say_lines(600))
+    clock.advance(1.0)
+    assert len(bob.written().splitlines()) == 600
+    assert max(map(len, bob.chunks)) < service.sink_cap // 3  # a quarter, as output lines
 
 
 def test_server_stopping_tells_the_client_and_closes(service: ChatService, clock: FakeClock) -> None:

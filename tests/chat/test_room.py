@@ -45,6 +45,9 @@ class RecordingSink:
     def backlog(self) -> int:
         return 0
 
+    def unclaimed(self) -> int:
+        return 0
+
     def objs(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [m.obj for m in self.got if kind is None or m.obj["type"] == kind]
 
@@ -310,3 +313,30 @@ def test_the_number_of_rooms_is_capped(lobby: Lobby, monkeypatch: pytest.MonkeyP
     with pytest.raises(ChatError) as info:
         lobby.check_capacity("#three")
     assert info.value.code == "too_many_rooms"
+
+
+def test_congestion_counts_a_majority_behind_or_anyone_whose_thread_has_not_run(
+        lobby: Lobby) -> None:
+    class Behind(RecordingSink):
+        def __init__(self, backlog: int = 0, unclaimed: int = 0) -> None:
+            super().__init__()
+            self.bytes, self.not_picked_up = backlog, unclaimed
+
+        def backlog(self) -> int:
+            return self.bytes
+
+        def unclaimed(self) -> int:
+            return self.not_picked_up
+
+    sender, _ = enter(lobby, "sender")
+    sinks = [Behind() for _ in range(3)]
+    for n, sink in enumerate(sinks):
+        member = lobby.new_member(f"m{n}", sink)
+        lobby.reserve(member)
+        lobby.enter(member, "#lobby")
+    sinks[0].bytes = 500  # blocked writing to a peer that reads nothing: a minority
+    assert lobby.congested(sender, 100) == 0
+    sinks[1].bytes = 300  # two of three: most of the room
+    assert lobby.congested(sender, 100) == 800
+    sinks[1].bytes, sinks[2].bytes, sinks[2].not_picked_up = 0, 200, 200
+    assert lobby.congested(sender, 100) == 700  # its own thread has not run yet

@@ -23,7 +23,10 @@ one sender, read in one ``recv``, is one :class:`~ionet.chat.messages.Batch`:
 one queue entry per receiver, their bytes joined once and shared
 (:meth:`Lobby.say_many`).  When a sender outruns most of its room rather
 than one member, the door stops reading it for a moment instead
-(:meth:`Lobby.congested`), so a flood slows down rather than drops everyone.
+(:meth:`Lobby.congested`), so a flood slows down rather than drops everyone;
+only while those members catch up, though: late members that take nothing
+hold it a second at a time, one turn in between, until they reach their cap
+and are dropped (``Session.congested``).
 
 The lock is a plain ``threading.Lock``: uncontended (loop engines) it costs
 about 50 ns; on the thread engine it orders the room's events, so every
@@ -41,6 +44,7 @@ administrator.
 from __future__ import annotations
 
 import collections
+import logging
 import re
 import threading
 import time
@@ -54,6 +58,8 @@ from ionet.chat.messages import Encoded, Obj
 
 if TYPE_CHECKING:
     from ionet.chat.bus import Bus
+
+log = logging.getLogger("ionet.chat")
 
 __all__ = [
     "ChatError", "Lobby", "Member", "Room", "Sink", "TokenBucket", "check_name", "check_room",
@@ -174,6 +180,11 @@ class Sink(Protocol):
 
     def backlog(self) -> int:
         """Bytes queued for the member and not yet taken by its peer."""
+
+    def unclaimed(self) -> int:
+        """Bytes queued that the member's own context (its thread, its
+        greenlet, its loop's flusher) has not started to write: 0 while it
+        is writing, for then it waits on its peer."""
 
 
 class Member:
@@ -299,6 +310,7 @@ class Lobby:
             while queue:
                 member = queue.popleft()
                 if self.leave(member, "too slow"):
+                    log.info("chat: dropped %s (%s): too slow", member.name, member.door)
                     member.sink.kill()
         finally:
             local.drops = None
@@ -571,26 +583,45 @@ class Lobby:
                 if member.key != exclude:
                     batch.send(member, encoded)
 
-    def congested(self, member: Member, behind: int) -> bool:
-        """True if enough of the others in ``member``'s room (over half of a
+    def congested(self, member: Member, behind: int) -> int:
+        """Whether enough of the others in ``member``'s room (over half of a
         small room, over a quarter of one of 8 or more) have more than
-        ``behind`` bytes waiting for them.
+        ``behind`` bytes waiting for them: 0 if not, else the bytes waiting
+        for those late members (which shrink while they catch up).
 
         Then a flooding sender is made to wait, so a room whose members read
-        slower than it writes keeps them, instead of dropping them all; one
-        slow member never makes the room wait (it is dropped at its sink's
-        cap).
+        slower than it writes keeps them, instead of dropping them all.  A
+        minority of slow members never makes the room wait (they are
+        dropped at their sinks' cap); in a room of two, though, the one
+        other member is the majority, so whoever holds the sender must also
+        see that the late members take nothing (``Session.congested``).
+
+        A late member whose bytes its own thread has not even picked up
+        (``Sink.unclaimed``) also makes the room wait, whoever it is: it is
+        not slow, its thread has not run yet.  On the thread engine a sender
+        fills a 1 MiB outbox in a few milliseconds, about one switch of the
+        GIL, and the cap is no place to learn that a busy machine schedules
+        threads late.
         """
         with self.lock:
             room = self.rooms.get(member.room or "")
             if room is None or len(room.members) < 2:
-                return False
+                return 0
             others = len(room.members) - 1
-            late = sum(1 for other in room.members.values()
-                       if other is not member and other.sink.backlog() > behind)
+            late = waiting = 0
+            unclaimed = False
+            for other in room.members.values():
+                if other is not member:
+                    backlog = other.sink.backlog()
+                    if backlog > behind:
+                        late += 1
+                        waiting += backlog
+                        unclaimed = unclaimed or other.sink.unclaimed() > behind
             # Over half of a small room; over a quarter of a big one (where a
             # minority of slow readers must not drag the flood into drops).
-            return late * 2 > others or (others >= 8 and late * 4 > others)
+            if unclaimed or late * 2 > others or (others >= 8 and late * 4 > others):
+                return waiting
+            return 0
 
     def local_members(self) -> list[tuple[str, str, str]]:
         """``(key, name, room)`` of every member in this process."""

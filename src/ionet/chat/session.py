@@ -56,6 +56,9 @@ URGENT = 64 * 1024
 #: Bytes waiting for a receiver above which it counts as behind (see
 #: ``Lobby.congested``).
 SOFT = 64 * 1024
+#: Seconds a congested room may hold a flooding sender while the members
+#: behind take nothing; then the sender gets one turn (see ``Session.congested``).
+STALL = 1.0
 #: Client objects held while a Redis call is in flight.
 MAX_BACKLOG = 64
 
@@ -146,7 +149,8 @@ class StreamSink:
     """
 
     __slots__ = ("transport", "lock", "websocket", "cap", "owner", "outbox", "queued",
-                 "scheduled", "urgent", "listed", "dead", "on_overflow", "_writing", "flusher")
+                 "scheduled", "urgent", "listed", "dead", "on_overflow", "_writing", "flusher",
+                 "writing")
 
     def __init__(self, transport: Transport, lock: Any, websocket: bool = False,
                  cap: int = DEFAULT_SINK_CAP, flusher: Flusher | None = None) -> None:
@@ -165,6 +169,11 @@ class StreamSink:
         self.on_overflow: Callable[[], None] = lambda: None
         # One writer at a time (flushes queued from several threads may overlap).
         self._writing = threading.Lock()
+        # Bytes handed to a transport.write that has not returned yet: on the
+        # blocking engines (thread, gevent) write is a send loop that waits for
+        # the peer, so these bytes are behind too, though in neither the
+        # outbox nor the transport's (always empty) write buffer.
+        self.writing = 0
 
     def deliver(self, message: Encoded) -> int:
         # The hot loop of a broadcast (once per receiver per message): the
@@ -223,7 +232,11 @@ class StreamSink:
                 if transport.get_write_buffer_size() + len(data) > self.cap:
                     self.dead = overflow = True
                 else:
-                    transport.write(data)
+                    self.writing = len(data)
+                    try:
+                        transport.write(data)
+                    finally:
+                        self.writing = 0
             finally:
                 self._writing.release()
             if overflow:
@@ -234,8 +247,13 @@ class StreamSink:
                     return
 
     def backlog(self) -> int:
-        """Bytes waiting for this receiver: queued here and in the transport."""
-        return self.queued + self.transport.get_write_buffer_size()
+        """Bytes waiting for this receiver: queued here, in a write under way
+        (a blocking engine's), and in the transport's write buffer."""
+        return self.queued + self.writing + self.transport.get_write_buffer_size()
+
+    def unclaimed(self) -> int:
+        """Bytes queued here while no write is under way (see ``Sink.unclaimed``)."""
+        return 0 if self.writing else self.queued
 
     def kill(self) -> None:
         self.dead = True
@@ -276,6 +294,8 @@ class Session:
         self.closed = False
         self.busy = False
         self.backlog: collections.deque[Obj] = collections.deque()
+        self._held_since: float | None = None  # see congested()
+        self._held_waiting = 0
 
     # -- input -------------------------------------------------------------------
 
@@ -429,10 +449,34 @@ class Session:
         return self.member
 
     def congested(self) -> bool:
-        """Is most of this client's room behind?  (Then its door stops
-        reading it for a moment: see ``ChatProtocol._turn``.)"""
+        """Should this client's door stop reading it for a moment?  (See
+        ``ChatProtocol._turn``; the door asks again every few milliseconds.)
+
+        Yes while most of its room is behind (``Lobby.congested``) and
+        catching up.  A hold must not outlast that: it stops the deliveries
+        that would take a receiver that reads nothing to its cap, the only
+        thing that drops it, so a room whose late members are such readers
+        (one is enough when it is the only other member) would hold the
+        sender for ever.  So after ``STALL`` seconds in which the bytes the
+        late members wait for did not shrink, the sender gets one turn, and
+        one more every ``STALL`` seconds until they shrink or they are
+        dropped.
+        """
         member = self.member
-        return member is not None and self.entered and self.lobby.congested(member, SOFT)
+        if member is None or not self.entered:
+            return False
+        waiting = self.lobby.congested(member, SOFT)
+        if not waiting:
+            self._held_since = None
+            return False
+        now = self.service.clock()
+        if self._held_since is None or waiting < self._held_waiting:
+            self._held_since = now  # a new hold, or the late members are catching up
+        self._held_waiting = waiting
+        if now - self._held_since < STALL:
+            return True
+        self._held_since = now  # stalled: one turn now, the next after another STALL
+        return False
 
     def on_join(self, obj: Obj) -> None:
         room = check_room(obj.get("room") or DEFAULT_ROOM)

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ionet.chat import messages
-from ionet.chat.session import Session, StreamSink
+from ionet.chat.session import SOFT, Session, StreamSink
 from ionet.core.errors import FrameTooLarge
 from ionet.core.framing import LineFramer
 from ionet.core.protocol import Protocol, TimerHandle, Transport
@@ -41,7 +41,10 @@ __all__ = ["ChatProtocol", "MAX_LINES_PER_TURN"]
 
 #: Lines of one connection handled before the room is written (see ``_turn``).
 MAX_LINES_PER_TURN = 256
-#: A turn of this many lines makes the next one check the room's congestion.
+#: A turn also ends after this share of the sink cap (see ``_turn``).
+TURN_SHARE_OF_CAP = 4
+#: A turn of this many lines (or SOFT bytes) makes the next one check the
+#: room's congestion.
 CHECK_AFTER = 16
 #: Seconds between looks at a congested room.
 CONGESTION_RECHECK = 0.005
@@ -57,6 +60,7 @@ class ChatProtocol(Protocol):
         self._waiting = False  # reading paused: lines wait in the framer
         self._checking = False  # the last turn was big: look at the room first
         self._next_turn: TimerHandle | None = None
+        self._turn_bytes = max(1, service.sink_cap // TURN_SHARE_OF_CAP)
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         self.transport = transport
@@ -85,7 +89,13 @@ class ChatProtocol(Protocol):
         hundred at a time, with the room written in between, the queues stay
         small; and while most of the room is behind (``Lobby.congested``),
         the sender waits, unread, instead of everyone being dropped.  (One
-        slow receiver never makes the room wait: it is dropped at its cap.)
+        slow receiver among several never makes the room wait: it is dropped
+        at its cap; see ``Session.congested`` for a room of two.)
+
+        A turn also stops at a quarter of the sink cap in bytes: 256 lines of
+        4 KB are a whole megabyte, so a receiver found not behind (at most
+        ``SOFT`` bytes waiting) before such a turn could be past its cap, and
+        dropped, after it, before the congestion check had a chance.
         """
         session = self.session
         transport = self.transport
@@ -99,7 +109,9 @@ class ChatProtocol(Protocol):
             return
         framer = self.framer
         lines: list[bytes] = []
-        while not session.closed and len(lines) < MAX_LINES_PER_TURN:
+        size = 0
+        while not session.closed and len(lines) < MAX_LINES_PER_TURN \
+                and size < self._turn_bytes:
             try:
                 line = framer.next_line()
             except FrameTooLarge as exc:
@@ -111,13 +123,14 @@ class ChatProtocol(Protocol):
                 break
             if line.strip():
                 lines.append(line)
+                size += len(line)
         session.receive_many(lines)
         if session.closed:
             return
-        # Only a sender of many lines at once is checked: a room's worth of
-        # sinks is too much to look at for every single message.
-        self._checking = len(lines) >= CHECK_AFTER
-        if len(lines) >= MAX_LINES_PER_TURN:
+        # Only a sender of many lines (or bytes) at once is checked: a room's
+        # worth of sinks is too much to look at for every single message.
+        self._checking = len(lines) >= CHECK_AFTER or size >= SOFT
+        if len(lines) >= MAX_LINES_PER_TURN or size >= self._turn_bytes:
             self._wait(transport)
             self._next_turn = transport.call_later(0, self._turn)
         elif self._waiting:

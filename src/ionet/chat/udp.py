@@ -142,6 +142,9 @@ class DatagramSink:
     def backlog(self) -> int:
         return 0  # datagrams are sent at once, or dropped (as UDP may)
 
+    def unclaimed(self) -> int:
+        return 0
+
 
 def _shrink(message: Encoded) -> bytes | None:
     """A welcome whose history does not fit a datagram: keep the newest that fit."""
