@@ -559,3 +559,11 @@ def test_a_password_already_verified_needs_no_worker(site: Site) -> None:
     third.send("USER alice")
     assert third.send("PASS not-it") == ""  # not cached: off to a worker (held here)
     assert third.control.pending_workers
+
+
+def test_passive_ports_rotate_without_copying_the_range() -> None:
+    from ionet.ftp.control import RotatedPorts
+
+    ports = RotatedPorts(range(60000, 60005), 3)
+    assert list(ports) == [60003, 60004, 60000, 60001, 60002]
+    assert len(ports) == 5 and ports[0] == 60003 and ports[-1] == 60002

@@ -3,10 +3,10 @@
 Run it as ``python bench/ftp.py`` (``--quick`` for a smoke run, ``--help``
 for the options).  Rows:
 
-* ``RETR 256 MiB`` and ``STOR 256 MiB``: one ``curl`` download to /dev/null
-  and one ``curl -T`` upload of a 256 MiB file (MiB/s, from the transfer
+* ``RETR 256 MiB`` and ``STOR 256 MiB``: a ``curl`` download to /dev/null
+  and a ``curl -T`` upload of a 256 MiB file (MiB/s, from the transfer
   command to the end of the transfer as curl times them: the login is not
-  part of it);
+  part of it).  Each repeat does three of each and keeps the median;
 * ``50 clients``: 50 concurrent sessions, each logging in, doing one
   ``PASV`` + ``LIST`` and 20 ``PASV`` + ``RETR`` of 4 KiB files; transfers
   per second (the 1000 RETRs over the wall time of the whole run, logins
@@ -15,8 +15,25 @@ for the options).  Rows:
   hash, ~0.1 s of CPU, then the verified password is cached; pyftpdlib
   compares plain text, vsftpd runs anonymous), then three times, keeping
   the median.  The load is one asyncio client process (a small FTP client
-  written here, so it costs the same for every server); control connections
-  are opened at most 25 at a time (vsftpd's listen backlog is 32, BENCH.md).
+  written here, so it costs the same for every server; asyncio sets
+  TCP_NODELAY on its sockets, curl too); control connections are opened at
+  most 25 at a time (vsftpd's listen backlog is 32, BENCH.md).
+
+Each row also has a *server CPU* twin: the CPU time the server's processes
+spent on the work (``ionet.bench.cpu.CpuMeter``: schedstat of every thread
+of the server and of the session processes it forks, sampled every 10 ms
+while the work runs, so that vsftpd's sessions count after they end),
+per MiB for RETR/STOR and per RETR for the 50 clients (the whole run's CPU,
+logins and listings included, over its 1000 RETRs).  On a shared 2-core
+machine the rates move with whatever else runs (RETR 256 MiB from ~900 to
+~6,000 MiB/s: another benchmark's server pinned to core 0 as well takes half
+of it, and each wakeup of ours waits behind it), the CPU per unit of work
+much less: compare those first.  ``--realtime`` (root) goes further: the
+bench, the servers and the clients run under SCHED_FIFO, so the other
+processes cannot take their cores while they work (the kernel still leaves
+them 5% of each second) and the rates approach a quiet machine's (the
+virtual machine's host still moves them between runs: pyftpdlib's RETR
+stayed within 4,700-5,100 MiB/s in one run, 2,800-3,800 in another).
 
 How the servers are set up (shared/BENCH.md):
 
@@ -25,19 +42,31 @@ How the servers are set up (shared/BENCH.md):
   lines), failed-login delay off;
 * pyftpdlib: its default ``FTPServer`` (async, epoll), a ``DummyAuthorizer``
   user with ``elradfmw``, its logger at warning; it uses sendfile;
-* vsftpd: ``listen=YES``, passive port range, ``use_sendfile=YES``, logs
-  off, no client limits.  It runs with anonymous login and uploads (a
-  local user needs a system account and PAM; anonymous is the cheaper login,
-  so this favours vsftpd slightly).  Skipped if vsftpd is not installed or we
+* vsftpd: ``listen=YES``, ``use_sendfile=YES``, logs off, no client
+  limits.  It runs with anonymous login and uploads (a local user needs a
+  system account and PAM; anonymous is the cheaper login, so this favours
+  vsftpd slightly).  Skipped if vsftpd is not installed or we
   are not root (it must start as root to drop privileges).
 
+All three listen for passive data connections on the same range,
+20000-21999, outside Linux's ephemeral ports (32768-60999), as a deployment
+behind a firewall would.  Left to pick any free port (``bind`` to port 0,
+ionet's and pyftpdlib's default), each PASV costs the kernel a scan of the
+ephemeral range, and every RETR leaves the server's end of its data
+connection in TIME_WAIT for 60 s, holding a port of that range: after a few
+50-client runs (1,000 RETRs each) 22,000-26,000 of its 28,232 ports are
+held and the scan costs ionet and pyftpdlib 2-4 ms of CPU per RETR instead
+of 0.2 (vsftpd, on its own range, stayed at 0.36): the rate then fell from
+~5,000 RETR/s to 250-500, which made this row bimodal (207-5,736) before.
+
 Each server runs pinned to core 0 and every client on core 1.  The servers
-are measured interleaved (ionet, pyftpdlib, vsftpd, ionet, ...) and each
-figure is the median of ``--repeat`` runs (3); the table also shows
-ionet/pyftpdlib as a ratio, taken within each repeat and then the median
-(target: >= 1 on every row; for p99 the ratio is pyftpdlib/ionet, so > 1
-is better there too).  Before each run the bench waits for the machine to be
-quiet (``--max-other``).
+are measured interleaved, the order rotated at each repeat (ionet, pyftpdlib,
+vsftpd; pyftpdlib, vsftpd, ionet; ...) and each figure is the median of
+``--repeat`` runs (3); the table also shows ionet/pyftpdlib as a ratio,
+taken within each repeat and then the median (target: >= 1 on every row;
+for p99 and CPU rows, where lower is better, the ratio is pyftpdlib/ionet,
+so > 1 is better there too).  Before each run the bench waits for the
+machine to be quiet (``--max-other``; not with ``--realtime``).
 
 Needs: curl (Debian), pyftpdlib (``pip install pyftpdlib``), vsftpd (Debian),
 Linux (CPU affinity).
@@ -64,12 +93,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ionet.bench.cpu import CpuMeter
 from ionet.core.testing import ServerProcess
 
 MiB = 1024 * 1024
 BIG_SIZE = 256 * MiB
 SMALL_SIZE = 4096
 SMALL_FILES = 20
+#: RETR and STOR transfers per repeat; the repeat keeps their median.
+BIG_ROUNDS = 3
 CLIENTS = 50
 CONNECT_BATCH = 25
 #: 50-client runs per repeat (after one warm-up); the repeat keeps their median.
@@ -77,6 +109,12 @@ MANY_ROUNDS = 3
 USER, PASSWORD = "bench", "bench-password"
 SERVER_CORE, CLIENT_CORE = 0, 1
 TIMEOUT = 120.0
+#: Passive ports for all three servers: outside Linux's ephemeral range
+#: (32768-60999), see the module docstring.
+PASSIVE_PORTS = range(20000, 22000)
+#: SCHED_FIFO priority with ``--realtime``: above every normal process, below
+#: the kernel's own real-time threads (migration, watchdog: 99).
+REALTIME_PRIORITY = 10
 
 console = Console(highlight=False)
 
@@ -130,6 +168,11 @@ class Running:
     port: int
     user: str
     password: str
+    pid: int = 0  # the server's process (its CPU time is read from /proc)
+
+    def meter(self) -> CpuMeter:
+        """Measures the CPU time the server's processes use during a ``with`` block."""
+        return CpuMeter(self.pid)
 
 
 @contextlib.contextmanager
@@ -155,13 +198,14 @@ def ionet_server(site: Site, engine: str) -> Iterator[Running]:
 
         add_user(users, USER, PASSWORD, ".", "elradfmw")
     argv = ["--log-level", "warning", "ftp", "serve", str(site.root), "--users", str(users),
-            "--engine", engine, "--login-delay", "0", "--max-connections", "10000"]
+            "--engine", engine, "--login-delay", "0", "--max-connections", "10000",
+            "--passive-ports", f"{PASSIVE_PORTS[0]}-{PASSIVE_PORTS[-1]}"]
     with pinned(SERVER_CORE):
         server = ServerProcess(argv)
         server.start()
     try:
         host, port = server.address("tcp")
-        yield Running(host, port, USER, PASSWORD)
+        yield Running(host, port, USER, PASSWORD, server.pid)
     finally:
         server.stop(check=False)
 
@@ -173,7 +217,7 @@ def pyftpdlib_server(site: Site) -> Iterator[Running]:
         server.start()
     try:
         host, port = server.address("tcp")
-        yield Running(host, port, USER, PASSWORD)
+        yield Running(host, port, USER, PASSWORD, server.pid)
     finally:
         server.stop(check=False)
 
@@ -193,6 +237,7 @@ def run_pyftpdlib(root: str, port: int) -> int:
     authorizer.add_user(USER, PASSWORD, root, perm="elradfmw")
     handler = FTPHandler
     handler.authorizer = authorizer
+    handler.passive_ports = PASSIVE_PORTS
     server = FTPServer(("127.0.0.1", port), handler)
     server.max_cons = 10000
     print(f"pyftpdlib tcp://127.0.0.1:{server.socket.getsockname()[1]}", flush=True)
@@ -218,8 +263,8 @@ anon_umask=022
 write_enable=YES
 local_enable=NO
 pasv_enable=YES
-pasv_min_port=20000
-pasv_max_port=31999
+pasv_min_port={passive_low}
+pasv_max_port={passive_high}
 connect_from_port_20=NO
 use_sendfile=YES
 xferlog_enable=NO
@@ -250,7 +295,8 @@ def vsftpd_server(site: Site) -> Iterator[Running]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     conf = site.base / "vsftpd.conf"
-    conf.write_text(VSFTPD_CONF.format(port=port, root=site.root))
+    conf.write_text(VSFTPD_CONF.format(port=port, root=site.root, passive_low=PASSIVE_PORTS[0],
+                                       passive_high=PASSIVE_PORTS[-1]))
     Path("/var/run/vsftpd/empty").mkdir(parents=True, exist_ok=True)
     shutil.chown(site.upload, "ftp", "ftp")
     binary = shutil.which("vsftpd") or "/usr/sbin/vsftpd"
@@ -269,7 +315,7 @@ def vsftpd_server(site: Site) -> Iterator[Running]:
                     err = proc.stderr.read().decode() if proc.stderr else ""
                     raise RuntimeError(f"vsftpd did not start: {err.strip()}") from None
                 time.sleep(0.05)
-        yield Running("127.0.0.1", port, "anonymous", "bench")
+        yield Running("127.0.0.1", port, "anonymous", "bench", proc.pid)
     finally:
         proc.terminate()
         try:
@@ -288,32 +334,45 @@ def _url(server: Running, path: str) -> str:
     return f"ftp://{server.user}:{server.password}@{server.host}:{server.port}/{path}"
 
 
-def curl_rate(argv: list[str], size: int) -> float:
-    """MiB/s of one curl transfer, from the transfer command to its end (curl's
-    ``time_pretransfer`` to ``time_total``: the login is not the transfer)."""
+@dataclass
+class Transfer:
+    """One big transfer: its rate and what it cost the server."""
+
+    rate: float  # MiB/s
+    cpu_ms_per_mib: float  # server CPU time (whole session, login included) per MiB
+
+
+def curl_transfer(server: Running, argv: list[str], size: int) -> Transfer:
+    """One curl transfer: MiB/s from the transfer command to its end (curl's
+    ``time_pretransfer`` to ``time_total``: the login is not the transfer),
+    and the server's CPU time for the whole session per MiB."""
     os.sync()  # no writeback of earlier uploads in the middle of this one
-    result = subprocess.run(["curl", "-sS", "--max-time", str(TIMEOUT), "-w",
-                             "%{time_pretransfer} %{time_total}", *argv],
-                            capture_output=True, text=True, timeout=TIMEOUT + 10, check=False)
+    with server.meter() as meter:
+        result = subprocess.run(["curl", "-sS", "--max-time", str(TIMEOUT), "-w",
+                                 "%{time_pretransfer} %{time_total}", *argv],
+                                capture_output=True, text=True, timeout=TIMEOUT + 10,
+                                check=False)
+    cpu = meter.seconds
     if result.returncode != 0:
         raise RuntimeError(f"curl failed: {result.stderr.strip()}")
     pretransfer, total = map(float, result.stdout.split()[-2:])
-    return size / MiB / max(total - pretransfer, 1e-6)
+    return Transfer(size / MiB / max(total - pretransfer, 1e-6), cpu * 1000 / (size / MiB))
 
 
-def measure_retr(server: Running, site: Site) -> float:
-    return curl_rate(["-o", "/dev/null", _url(server, "big.bin")], site.big_size)
+def measure_retr(server: Running, site: Site) -> Transfer:
+    return curl_transfer(server, ["-o", "/dev/null", _url(server, "big.bin")], site.big_size)
 
 
-def measure_stor(server: Running, site: Site, name: str) -> float:
-    rate = curl_rate(["-T", str(site.root / "big.bin"), _url(server, f"upload/{name}")],
-                     site.big_size)
+def measure_stor(server: Running, site: Site, name: str) -> Transfer:
+    result = curl_transfer(
+        server, ["-T", str(site.root / "big.bin"), _url(server, f"upload/{name}")],
+        site.big_size)
     uploaded = site.upload / name
     size = uploaded.stat().st_size if uploaded.exists() else -1
     uploaded.unlink(missing_ok=True)
     if size != site.big_size:
         raise RuntimeError(f"the upload has {size} bytes, not {site.big_size}")
-    return rate
+    return result
 
 
 class FtpError(Exception):
@@ -391,6 +450,7 @@ async def _session(server: Running, names: list[str], gate: asyncio.Semaphore,
 class ManyResult:
     rate: float  # RETRs per second
     p99_ms: float
+    cpu_us_per_retr: float = 0.0  # server CPU over the run (logins, LISTs included) per RETR
 
 
 def measure_many(server: Running, clients: int = CLIENTS) -> ManyResult:
@@ -404,16 +464,26 @@ def measure_many(server: Running, clients: int = CLIENTS) -> ManyResult:
             *(_session(server, names, gate, latencies) for _ in range(clients))), TIMEOUT)
         return time.perf_counter() - started
 
-    elapsed = asyncio.run(main())
+    with server.meter() as meter:
+        elapsed = asyncio.run(main())
+    cpu = meter.seconds
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return ManyResult(len(latencies) / elapsed, p99 * 1000)
+    return ManyResult(len(latencies) / elapsed, p99 * 1000, cpu * 1e6 / len(latencies))
 
 
 # -- running and reporting -----------------------------------------------------------------
 
-ROWS = ("RETR 256 MiB (MiB/s)", "STOR 256 MiB (MiB/s)", "50 clients (RETR/s)",
-        "50 clients p99 (ms)")
+RETR, RETR_CPU = "RETR 256 MiB (MiB/s)", "RETR server CPU (ms/MiB)"
+STOR, STOR_CPU = "STOR 256 MiB (MiB/s)", "STOR server CPU (ms/MiB)"
+MANY, MANY_P99, MANY_CPU = ("50 clients (RETR/s)", "50 clients p99 (ms)",
+                            "50 clients server CPU (us/RETR)")
+ROWS = (RETR, RETR_CPU, STOR, STOR_CPU, MANY, MANY_P99, MANY_CPU)
+#: Rows where less is better: their ratio is pyftpdlib/ionet.
+LOWER_IS_BETTER = (RETR_CPU, STOR_CPU, MANY_P99, MANY_CPU)
+#: ``--rows`` names and the rows each measures.
+ROW_GROUPS = {"retr": (RETR, RETR_CPU), "stor": (STOR, STOR_CPU),
+              "many": (MANY, MANY_P99, MANY_CPU)}
 
 
 @dataclass
@@ -430,14 +500,29 @@ class Column:
         return statistics.median(values) if values else None
 
 
-def measure_server(column: Column, server: Running, site: Site, repeat: int) -> None:
+def measure_server(column: Column, server: Running, site: Site, repeat: int,
+                   groups: tuple[str, ...] = tuple(ROW_GROUPS)) -> None:
     with pinned(CLIENT_CORE):
-        column.add(ROWS[0], measure_retr(server, site))
-        column.add(ROWS[1], measure_stor(server, site, f"up{repeat}.bin"))
-        measure_many(server)  # warm-up: the logins' password checks get cached
-        runs = [measure_many(server) for _ in range(MANY_ROUNDS)]
-        column.add(ROWS[2], statistics.median(run.rate for run in runs))
-        column.add(ROWS[3], statistics.median(run.p99_ms for run in runs))
+        if "retr" in groups:
+            big = [measure_retr(server, site) for _ in range(BIG_ROUNDS)]
+            column.add(RETR, statistics.median(run.rate for run in big))
+            column.add(RETR_CPU, statistics.median(run.cpu_ms_per_mib for run in big))
+        if "stor" in groups:
+            big = [measure_stor(server, site, f"up{repeat}-{index}.bin")
+                   for index in range(BIG_ROUNDS)]
+            column.add(STOR, statistics.median(run.rate for run in big))
+            column.add(STOR_CPU, statistics.median(run.cpu_ms_per_mib for run in big))
+        if "many" in groups:
+            measure_many(server)  # warm-up: the logins' password checks get cached
+            runs = [measure_many(server) for _ in range(MANY_ROUNDS)]
+            column.add(MANY, statistics.median(run.rate for run in runs))
+            column.add(MANY_P99, statistics.median(run.p99_ms for run in runs))
+            column.add(MANY_CPU, statistics.median(run.cpu_us_per_retr for run in runs))
+
+
+def _figure(value: float) -> str:
+    """Three significant digits or so: 4,592 / 54.2 / 0.271."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 1 else f"{value:.3f}"
 
 
 def build_table(columns: list[Column], title: str) -> tuple[Table, str]:
@@ -454,17 +539,19 @@ def build_table(columns: list[Column], title: str) -> tuple[Table, str]:
              + (f" | {base.name} / pyftpdlib |" if base and ref else " |"),
              "|---" * (len(columns) + 1 + (1 if base and ref else 0)) + "|"]
     for row in ROWS:
+        if all(column.median(row) is None and not column.failed for column in columns):
+            continue  # not measured (--rows)
         cells = []
         for column in columns:
             value = column.median(row)
             cells.append(column.failed[:30] if column.failed and value is None else
-                         "-" if value is None else f"{value:,.0f}" if value >= 100 else
-                         f"{value:.1f}")
+                         "-" if value is None else _figure(value))
         if base and ref:
             # The ratio within each repeat (ionet and pyftpdlib measured back
             # to back), then the median: steadier than a ratio of medians.
             pairs = zip(base.values.get(row, []), ref.values.get(row, []))
-            ratios = [(theirs / mine if "p99" in row else mine / theirs)  # > 1: ionet better
+            # > 1: ionet better
+            ratios = [(theirs / mine if row in LOWER_IS_BETTER else mine / theirs)
                       for mine, theirs in pairs if mine and theirs]
             cells.append(f"{statistics.median(ratios):.2f}" if ratios else "-")
         table.add_row(row, *cells)
@@ -480,8 +567,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="ionet engines to measure, comma-separated (default: epoll)")
     parser.add_argument("--size", type=int, default=BIG_SIZE // MiB, help="big file, MiB (256)")
     parser.add_argument("--no-vsftpd", action="store_true", help="leave vsftpd out")
+    parser.add_argument("--rows", default=",".join(ROW_GROUPS),
+                        help="what to measure, comma-separated from retr, stor, many "
+                             "(default: all)")
     parser.add_argument("--quick", action="store_true", help="one run, a 32 MiB file")
     parser.add_argument("--json", type=Path, help="also write the medians here")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run everything under SCHED_FIFO (root): other processes on "
+                             "the machine cannot preempt the servers and clients")
     parser.add_argument("--max-other", type=float, default=20.0,
                         help="before each run, wait (up to 30 s) until other processes use "
                              "less than this percent of a core (default: 20)")
@@ -501,6 +594,19 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         console.print("[red]needs pyftpdlib: pip install pyftpdlib[/red]")
         return 2
+    groups = tuple(name.strip() for name in args.rows.split(",") if name.strip())
+    unknown = sorted(set(groups) - set(ROW_GROUPS))
+    if unknown or not groups:
+        console.print(f"[red]--rows: unknown {', '.join(unknown) or '(none given)'}; "
+                      f"choose from {', '.join(ROW_GROUPS)}[/red]")
+        return 2
+    if args.realtime:
+        try:
+            # Inherited by every server and client started from here on.
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+        except (AttributeError, PermissionError) as exc:
+            console.print(f"[red]--realtime needs Linux and root: {exc}[/red]")
+            return 2
     engines = [name.strip() for name in args.engines.split(",") if name.strip()]
     columns = [Column(f"ionet {engine}") for engine in engines] + [Column("pyftpdlib")]
     vsftpd_reason = None if not args.no_vsftpd else "left out (--no-vsftpd)"
@@ -510,12 +616,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ionet-ftp-bench-") as temp:
         site = make_site(Path(temp), args.size * MiB)
         title = (f"FTP on loopback, {args.size} MiB file, {CLIENTS} clients x "
-                 f"(LIST + {SMALL_FILES} RETR of 4 KiB); median of {args.repeat}")
+                 f"(LIST + {SMALL_FILES} RETR of 4 KiB); median of {args.repeat}"
+                 + (", SCHED_FIFO" if args.realtime else ""))
         for repeat in range(args.repeat):
-            for column in columns:
+            # Rotate the order: no server always runs right after the same one.
+            shift = repeat % len(columns)
+            for column in columns[shift:] + columns[:shift]:
                 if column.failed:
                     continue
-                busy = wait_for_quiet(args.max_other)
+                # Under --realtime the others cannot run on our cores: no need to wait.
+                busy = 0.0 if args.realtime else wait_for_quiet(args.max_other)
                 console.print(f"run {repeat + 1}/{args.repeat}: {column.name}"
                               f" (other processes: {busy:.0f}% of a core)")
                 try:
@@ -526,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         context = vsftpd_server(site)
                     with context as server:
-                        measure_server(column, server, site, repeat)
+                        measure_server(column, server, site, repeat, groups)
                 except (TimeoutError, RuntimeError, OSError, FtpError, AssertionError) as exc:
                     column.failed = f"failed: {exc}"
                     console.print(f"[red]{column.name} {column.failed}[/red]")

@@ -15,6 +15,23 @@ are read in chunks with ``os.pread`` and sent like any bytes.
 Only bytes held in memory count towards ``size``, the figure compared with
 the high-water mark: a queued 1 GiB file region costs no memory.  The buffer
 owns the files of its regions: each is closed once sent, or on ``clear()``.
+
+Why a file goes out in one ``os.sendfile`` call of up to 2 MiB, then in
+128 KiB calls, at most 1 MiB per flush, and not in one call for the whole
+file.  Measured on loopback (FTP RETR of 256 MiB, server and curl on their
+own cores, Linux 6.18): one call per file costs the server 0.39-0.47 ms of
+CPU per MiB and reaches 2,200-2,900 MiB/s; 64-128 KiB calls cost about
+0.2 ms/MiB and reach 4,800-5,400 MiB/s, as pyftpdlib's 64 KiB calls do.
+Calls of 256 KiB and more fell back towards the slow figures.  (Inside one
+call the kernel splices the file 64 KiB at a time and flags every batch but
+the last "more to come"; in the profile of the long calls 42% of the
+server's samples are softirq work at interrupt exit, against 6% with short
+calls.)  A short file is cheaper in one call, though: 1 MiB HTTP responses
+in 128 KiB calls cost 9% more CPU per request (the extra system calls),
+hence the large first call.  The budget per flush is for the other
+connections of an event loop: one fast download must not hold the loop for
+its whole length (nginx caps a call with ``sendfile_max_chunk``, 2 MiB by
+default; pyftpdlib sends 64 KiB per loop turn).
 """
 
 from __future__ import annotations
@@ -28,8 +45,16 @@ from typing import IO
 #: Send at most this much in one call, joining small pending chunks up to it:
 #: many pipelined 100-byte responses then cost one system call, not many.
 SEND_CHUNK = 256 * 1024
-#: Largest single os.sendfile call (the kernel caps one call near 2 GiB).
-SENDFILE_CHUNK = 1 << 30
+#: The first os.sendfile call of a file region sends up to this much: most
+#: HTTP responses fit and go out in that one call (nginx's default
+#: ``sendfile_max_chunk``).
+SENDFILE_FIRST = 2 * 1024 * 1024
+#: Bytes per later call: over a long stream larger calls cost the kernel
+#: more per byte (see the module docstring).
+SENDFILE_CHUNK = 128 * 1024
+#: File bytes sent per flush at most; then flush returns False and the loop
+#: comes back (a level-triggered poller reports the socket writable at once).
+SENDFILE_BUDGET = 1024 * 1024
 #: The socket cannot take more right now; try again when it is writable.
 WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
 
@@ -37,12 +62,13 @@ WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSL
 class FileRegion:
     """``count`` bytes of an open file, from ``offset``."""
 
-    __slots__ = ("file", "offset", "remaining")
+    __slots__ = ("file", "offset", "remaining", "started")
 
     def __init__(self, file: IO[bytes], offset: int, count: int) -> None:
         self.file = file
         self.offset = offset
         self.remaining = count
+        self.started = False  # an os.sendfile call has sent part of it
 
 
 def file_region(file: IO[bytes], offset: int = 0, count: int | None = None) -> FileRegion:
@@ -93,15 +119,20 @@ class WriteBuffer:
 
         Returns True when everything was sent.  Raises the socket's OSError
         when the connection is broken (the caller closes it); returns False
-        when the socket would block (the caller waits until it is writable).
+        when the socket would block, or when ``SENDFILE_BUDGET`` bytes of
+        files went out in this call (the caller calls again once the socket
+        is writable: at once, if it still is).
         """
         items = self._items
+        budget = SENDFILE_BUDGET
         try:
             while items:
                 item = items[0]
                 if isinstance(item, FileRegion):
                     if use_sendfile:
-                        self._send_file_region(sock, item)
+                        if budget <= 0:
+                            return False  # let the loop serve the others first
+                        budget -= self._send_file_region(sock, item)
                     else:
                         self._read_file_region(item)
                     continue
@@ -131,11 +162,13 @@ class WriteBuffer:
         items.appendleft(joined)
         return joined
 
-    def _send_file_region(self, sock: socket.socket, region: FileRegion) -> None:
+    def _send_file_region(self, sock: socket.socket, region: FileRegion) -> int:
+        """One os.sendfile call; returns the bytes it sent."""
         sent = os.sendfile(
             sock.fileno(), region.file.fileno(), region.offset,
-            min(region.remaining, SENDFILE_CHUNK),
+            min(region.remaining, SENDFILE_CHUNK if region.started else SENDFILE_FIRST),
         )
+        region.started = True
         if sent == 0:
             # The file is shorter than promised (truncated meanwhile): the
             # peer was told a length we cannot deliver, so the stream is broken.
@@ -145,6 +178,7 @@ class WriteBuffer:
         if not region.remaining:
             self._items.popleft()
             region.file.close()
+        return sent
 
     def _read_file_region(self, region: FileRegion) -> None:
         """Turn the next chunk of a file region into bytes at the front."""
