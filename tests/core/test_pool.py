@@ -66,6 +66,24 @@ def test_one_wake_up_serves_a_burst() -> None:
     pool.close()
 
 
+def test_results_before_a_slow_call_are_not_held_back() -> None:
+    soon: list = []
+    pool = WorkerPool(4, soon.append)
+    done: list[object] = []
+    release = threading.Event()
+    for n in range(3):
+        pool.submit(lambda n=n: n, lambda o: done.append(o.value))
+    pool.submit(lambda: release.wait(10), lambda o: done.append("slow"))
+    while soon:
+        soon.pop()()
+    drain(pool, 1, timeout=50 * STALL + 2)  # the watcher sends them on
+    assert done == [0, 1, 2]
+    release.set()
+    drain(pool, 0)
+    pool.close()
+    assert done[-1] == "slow"
+
+
 def test_close_waits_for_running_calls_and_drops_queued_ones() -> None:
     pool = WorkerPool(1)
     started = threading.Event()

@@ -90,6 +90,8 @@ _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
+#: ``Content-Length`` lines of small bodies, made once.
+_LENGTH_LINES = [b"Content-Length: %d\r\n" % n for n in range(1024)]
 
 # Timer kinds: which deadline is running.
 _NONE, _KEEPALIVE, _HEAD, _BODY = 0, 1, 2, 3
@@ -218,7 +220,23 @@ class HttpProtocol(Protocol):
         except HttpError as exc:
             log.debug("%s: bad request: %s", self.peer(), exc)
             self.failure = exc
-        if parser.requests:
+        requests = parser.requests
+        if requests:
+            if (len(requests) == 1 and self.active is None and not self._dispatching
+                    and not self.queue and requests[0].upgrade is None):
+                # One request on an idle connection, the keep-alive client's
+                # every request: what _next does, without the queue.
+                parser.requests = []
+                self._dispatching = True
+                try:
+                    self._dispatch(requests[0])
+                finally:
+                    self._dispatching = False
+                if self.active is None and (self.queue or self.failure is not None):
+                    self._next()  # answered at once, and more is waiting
+                else:
+                    self._settle()
+                return
             self.queue.extend(parser.take())
         if self.active is None and not self._dispatching:
             self._next()
@@ -448,19 +466,26 @@ class HttpProtocol(Protocol):
             date / server: add the ``Date`` / ``Server`` header.
             close: close the connection after this response.
         """
-        connection = self._connection_header(request, close)
+        # (_connection_header, inline: this is the path of every small response)
+        if close or not request.keep_alive or self._stopping or (self._eof and not self.queue):
+            connection = _CLOSE
+        else:
+            connection = _KEEP_ALIVE if request.version == "1.0" else b""
         if status in NO_BODY_STATUSES:
             framing, body = b"", b""
         else:
-            framing = b"Content-Length: %d\r\n" % (len(body) if length is None else length)
+            if length is None:
+                length = len(body)
+            framing = (_LENGTH_LINES[length] if 0 <= length < 1024
+                       else b"Content-Length: %d\r\n" % length)
             if request.method == b"HEAD":
                 body = b""
         self._started = True
         self.transport.write(b"".join((
             status_line or STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
-            self._http_clock.headers(date, server), headers, framing,
-            _CLOSE if connection is None else connection, b"\r\n", body)))
-        self._finished(request, status, len(body), connection is not None)
+            self._http_clock.headers(date, server), headers, framing, connection, b"\r\n",
+            body)))
+        self._finished(request, status, len(body), connection is not _CLOSE)
 
     def respond_error(self, request: Request, status: int, headers: bytes = b"",
                       close: bool = False) -> None:

@@ -80,6 +80,10 @@ _HEADER_KEYS: dict[bytes, str] = {
 }
 _HEADER_KEYS_MAX = 1024
 _METHODS: dict[bytes, str] = {}
+#: Request target -> (PATH_INFO, QUERY_STRING, REQUEST_URI) for origin-form
+#: targets: the same few URLs come again and again.  A cache, bounded.
+_TARGETS: dict[bytes, tuple[str, str, str]] = {}
+_TARGETS_MAX = 1024
 _STATUS_CACHE: dict[str, tuple[int, bytes]] = {}
 _GOOD_NAMES: set[str] = set()
 _END: Any = object()  # "the iterator is exhausted"
@@ -113,10 +117,18 @@ def build_environ(request: Request, base: dict[str, Any]) -> dict[str, Any]:
     if method is None:
         method = _METHODS.setdefault(request.method, request.method.decode("latin-1"))
     environ["REQUEST_METHOD"] = method
-    path = request.path
-    environ["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
-    environ["QUERY_STRING"] = request.query.decode("latin-1")
-    environ["REQUEST_URI"] = environ["RAW_URI"] = request.target.decode("latin-1")
+    target = request.target
+    strings = _TARGETS.get(target)
+    if strings is None:
+        path = request.path
+        strings = ((unquote_to_bytes(path) if b"%" in path else path).decode("latin-1"),
+                   request.query.decode("latin-1"), target.decode("latin-1"))
+        # Only the origin form maps its target to one path and query (an
+        # absolute target or a '#' is cut by the parser).
+        if len(_TARGETS) < _TARGETS_MAX and target[:1] == b"/" and b"#" not in target:
+            _TARGETS[target] = strings
+    environ["PATH_INFO"], environ["QUERY_STRING"], uri = strings
+    environ["REQUEST_URI"] = environ["RAW_URI"] = uri
     environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.version == "1.1" else "HTTP/1.0"
     body = request.body
     environ["wsgi.input"] = io.BytesIO(body)
@@ -257,6 +269,11 @@ class _Step(NamedTuple):
     done: bool = False
     error: bool = False  # failed before anything was sent: answer 500
     abort: bool = False  # failed after the head was sent: drop the connection
+    whole: bool = False  # head and whole body: one ``conn.respond``
+
+
+#: ``_Step`` without its Python-level ``__new__`` (for the path of every request).
+_new_step = tuple.__new__
 
 
 class WSGIGateway:
@@ -319,29 +336,28 @@ class WSGIGateway:
         base = conn.environ_base
         if base is None:
             base = conn.environ_base = self.connection_environ(conn)
-        _Call(self, request, conn, base).begin()
+        # (The call's start, inline: this runs for every request.)
+        call = _Call(self, request, conn, base)
+        conn.on_lost = call._connection_lost
+        call.running = True
+        conn.transport.run_in_worker(call._first_step, call._deliver)
 
 
 class _Call:
     """One request's trip through the app: the worker side and the loop side."""
 
-    __slots__ = (
-        "_inline",
-        "_sync",
-        "base",
-        "conn",
-        "emitted",
-        "gateway",
-        "head",
-        "iterator",
-        "lost",
-        "out",
-        "request",
-        "result",
-        "running",
-        "sent",
-        "status",
-    )
+    # Defaults are class attributes: a call (one per request) sets only what
+    # differs, and an instance gets its own value once one is assigned.
+    status: str | None = None
+    head: _Head | None = None
+    emitted = False  # the head left the worker: headers count as sent
+    result: Iterable[bytes] | None = None
+    iterator: Iterator[bytes] | None = None
+    sent = 0  # body bytes produced so far
+    lost = False
+    running = False
+    _inline = False
+    _sync: Outcome[_Step] | None = None
 
     def __init__(self, gateway: WSGIGateway, request: Request, conn: HttpProtocol,
                  base: dict[str, Any]) -> None:
@@ -349,24 +365,9 @@ class _Call:
         self.request = request
         self.conn = conn
         self.base = base
-        self.status: str | None = None
-        self.head: _Head | None = None
-        self.emitted = False  # the head left the worker: headers count as sent
         self.out: list[bytes] = []  # bytes given to write()
-        self.result: Iterable[bytes] | None = None
-        self.iterator: Iterator[bytes] | None = None
-        self.sent = 0  # body bytes produced so far
-        self.lost = False
-        self.running = False
-        self._inline = False
-        self._sync: Outcome[_Step] | None = None
 
     # -- the loop side --------------------------------------------------------
-
-    def begin(self) -> None:
-        self.conn.on_lost = self._connection_lost
-        self.running = True
-        self.conn.transport.run_in_worker(self._first_step, self._deliver)
 
     def _advance(self, step: Callable[[], _Step]) -> None:
         """Run ``step`` in a worker; deliver its result; repeat while asked to."""
@@ -388,7 +389,16 @@ class _Call:
     def _deliver(self, outcome: Outcome[_Step]) -> None:
         if self._inline:
             self._sync = outcome  # called in place: let _advance loop
-        elif self._send(outcome):
+            return
+        step = outcome.value
+        if step is not None and step.whole and not self.lost:
+            conn = self.conn
+            if not conn.closed:  # the common case: the whole response at once
+                head: Any = step.head  # (a whole step always has its head)
+                conn.respond(self.request, head.status, head.headers, step.data, None,
+                             head.status_line, head.date, head.server, head.close)
+                return
+        if self._send(outcome):
             self._advance(self._more_step)
 
     def _resume(self) -> None:
@@ -450,7 +460,24 @@ class _Call:
 
     def _first_step(self) -> _Step:
         try:
-            return self._first()
+            try:
+                result = self.gateway.app(build_environ(self.request, self.base),
+                                          self.start_response)
+            except Exception as exc:  # the app's boundary: any failure becomes a 500
+                return self._failed(exc)
+            head = self.head
+            if (type(result) is list and len(result) == 1 and type(result[0]) is bytes
+                    and not self.out and head is not None and not self.emitted):
+                # The common case, one byte string: the whole response in one step.
+                data = result[0]
+                if head.length is not None and len(data) != head.length:
+                    return self._whole_list(result)  # let the general path cut or frame it
+                self.emitted = True
+                self.sent = len(data)
+                return _new_step(_Step, (head, data, None, True, False, False,
+                                         head.length is not None or bool(data)
+                                         or self.request.method != b"HEAD"))
+            return self._first(result)
         finally:
             self.running = False
             if self.lost:
@@ -467,12 +494,7 @@ class _Call:
         if self.lost:
             self._close_result()
 
-    def _first(self) -> _Step:
-        try:
-            result = self.gateway.app(build_environ(self.request, self.base),
-                                      self.start_response)
-        except Exception as exc:  # the app's boundary: any failure becomes a 500
-            return self._failed(exc)
+    def _first(self, result: Iterable[bytes]) -> _Step:
         if type(result) is list and not self.out and self.head is not None:
             return self._whole_list(result)
         self.result = result
