@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,23 @@ async def _send_interleaved(clients: list[Callable[[bytes], object]],
                 await asyncio.sleep(0.001)
 
 
+def _run_and_check(engine: AsyncioEngine, main: Callable[[], Coroutine[Any, Any, None]],
+                   pairs: list[tuple[socket.socket, socket.socket]], keepers: list[Keeper]) -> None:
+    """Run ``main`` on the engine's loop, close the socket pairs, and check that
+    every protocol kept exactly its own bytes, as ``bytes`` objects."""
+    loop = engine.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+        for server_side, client in pairs:
+            server_side.close()
+            client.close()
+    for index, keeper in enumerate(keepers):
+        assert all(type(chunk) is bytes for chunk in keeper.chunks)
+        assert b"".join(keeper.chunks) == _expected(index)
+
+
 @pytest.mark.parametrize("name", ["asyncio", "uvloop"])
 def test_chunks_a_protocol_keeps_survive_other_connections_reads(name: str) -> None:
     engine = _engine(name)
@@ -83,17 +101,7 @@ def test_chunks_a_protocol_keeps_survive_other_connections_reads(name: str) -> N
             for keeper in keepers:
                 await keeper.lost.wait()
 
-    loop = engine.new_event_loop()
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
-        for server_side, client in pairs:
-            server_side.close()
-            client.close()
-    for index, keeper in enumerate(keepers):
-        assert all(type(chunk) is bytes for chunk in keeper.chunks)
-        assert b"".join(keeper.chunks) == _expected(index)
+    _run_and_check(engine, main, pairs, keepers)
     assert not engine.connections
 
 
@@ -128,14 +136,4 @@ def test_tls_chunks_a_protocol_keeps_survive_other_connections_reads(
             for keeper in keepers:
                 await keeper.lost.wait()
 
-    loop = engine.new_event_loop()
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
-        for server_side, client in pairs:
-            server_side.close()
-            client.close()
-    for index, keeper in enumerate(keepers):
-        assert all(type(chunk) is bytes for chunk in keeper.chunks)
-        assert b"".join(keeper.chunks) == _expected(index)
+    _run_and_check(engine, main, pairs, keepers)
