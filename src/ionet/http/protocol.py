@@ -440,13 +440,14 @@ class HttpProtocol(Protocol):
 
     # -- responses --------------------------------------------------------------
 
-    def _connection_header(self, request: Request, close: bool) -> bytes | None:
-        """The ``Connection`` header line for a response, or None to close after it.
+    def _connection_header(self, request: Request, close: bool) -> bytes:
+        """The ``Connection`` header line for a response: ``_CLOSE`` (the
+        connection ends after it), ``keep-alive`` for HTTP/1.0, or nothing.
 
         After the peer's EOF, the requests it sent before are still answered.
         """
         if close or not request.keep_alive or self._stopping or (self._eof and not self.queue):
-            return None
+            return _CLOSE
         return _KEEP_ALIVE if request.version == "1.0" else b""
 
     def respond(self, request: Request, status: int, headers: bytes = b"", body: bytes = b"",
@@ -466,11 +467,7 @@ class HttpProtocol(Protocol):
             date / server: add the ``Date`` / ``Server`` header.
             close: close the connection after this response.
         """
-        # (_connection_header, inline: this is the path of every small response)
-        if close or not request.keep_alive or self._stopping or (self._eof and not self.queue):
-            connection = _CLOSE
-        else:
-            connection = _KEEP_ALIVE if request.version == "1.0" else b""
+        connection = self._connection_header(request, close)
         if status in NO_BODY_STATUSES:
             framing, body = b"", b""
         else:
@@ -514,13 +511,13 @@ class HttpProtocol(Protocol):
                 framing = _CHUNKED
                 chunked = not head_only
             elif not head_only:
-                connection = None  # the end of the body is the end of the connection
+                connection = _CLOSE  # the end of the body is the end of the connection
         self._started = True
         self._head = b"".join((
             status_line or STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
             self._http_clock.headers(date, server), headers, framing,
-            _CLOSE if connection is None else connection, b"\r\n"))
-        self._keep = connection is not None
+            connection, b"\r\n"))
+        self._keep = connection is not _CLOSE
         self._chunked = chunked
         self._head_only = head_only
         self._remaining = None if head_only else length
