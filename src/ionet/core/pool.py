@@ -52,16 +52,9 @@ WATCHER_PATIENCE = 5
 _RUN, _WATCH = "run", "watch"
 
 
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _value(value: object) -> Outcome:
-    """``Outcome(value)`` at about half the cost (once per call): a frozen
-    dataclass's ``__init__`` is slow, and ``error`` keeps its class default."""
-    outcome = _new(Outcome)
-    _set(outcome, "value", value)
-    return outcome  # type: ignore[no-any-return]
+#: ``Outcome(value, None)`` without the Python-level ``__new__`` of a named
+#: tuple: one C call, once per worker call.
+_new_tuple = tuple.__new__
 
 
 class _Worker:
@@ -211,7 +204,7 @@ class WorkerPool:
                 if calls and self._watcher is None:
                     self._wake(_WATCH)  # someone must notice if this call is slow
             try:
-                outcome: Outcome = _value(func())
+                outcome: Outcome = _new_tuple(Outcome, (func(), None))
             except BaseException as exc:  # delivered to the caller, not raised here
                 outcome = Outcome(None, exc)
             self._progress = time.monotonic()

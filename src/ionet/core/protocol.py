@@ -28,8 +28,7 @@ Datagram services (the UDP chat, UDP echo) use :class:`DatagramProtocol` with
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import IO, Any, Callable, Generic, Sequence, TypeVar
+from typing import IO, Any, Callable, Generic, NamedTuple, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -39,9 +38,13 @@ DEFAULT_HIGH_WATER = 64 * 1024
 DEFAULT_LOW_WATER = DEFAULT_HIGH_WATER // 4
 
 
-@dataclass(frozen=True)
-class Outcome(Generic[T]):
-    """The result of a call run in a worker: a value, or the exception it raised."""
+class Outcome(NamedTuple, Generic[T]):
+    """The result of a call run in a worker: a value, or the exception it raised.
+
+    A named tuple: immutable, and made once per worker call with no Python
+    ``__init__`` to run (``tuple.__new__(Outcome, (value, None))`` is how the
+    worker pool makes one).
+    """
 
     value: T | None = None
     error: BaseException | None = None

@@ -232,10 +232,16 @@ class HttpProtocol(Protocol):
                     self._dispatch(requests[0])
                 finally:
                     self._dispatching = False
-                if self.active is None and (self.queue or self.failure is not None):
-                    self._next()  # answered at once, and more is waiting
-                else:
+                if self.active is None:
+                    if self.queue or self.failure is not None:
+                        self._next()  # answered at once, and more is waiting
+                    else:
+                        self._settle()
+                elif parser.phase != IDLE or self.failure is not None:
                     self._settle()
+                # Else the app is at work in a worker and nothing followed the
+                # request: _dispatch cleared the deadline, reading goes on, and
+                # _finished settles the connection once the answer is sent.
                 return
             self.queue.extend(parser.take())
         if self.active is None and not self._dispatching:

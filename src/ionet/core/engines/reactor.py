@@ -36,6 +36,7 @@ import select
 import socket
 import ssl
 from abc import ABC, abstractmethod
+from functools import partial
 from typing import IO, Any, Callable, Sequence, TypeVar
 
 from ionet.core.buffer import WOULD_BLOCK, WriteBuffer, file_region
@@ -250,10 +251,14 @@ class ReactorEngine(Engine):
             self._waker.wake()
 
     def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
+        (self._pool or self.start_pool()).submit(func, callback)
+
+    def start_pool(self) -> WorkerPool:
+        """The worker pool, made (and watched) on the first blocking call."""
         if self._pool is None:
             self._pool = WorkerPool(self.limits.worker_threads, self.call_soon)
             self._watch(self._pool.fileno(), _PoolHandler(self._pool), READ)
-        self._pool.submit(func, callback)
+        return self._pool
 
 
 class _StopHandler(Handler):
@@ -602,15 +607,19 @@ class SocketTransport(Transport, Handler):
         return self.engine.call_later(delay, fire)
 
     def run_in_worker(self, func: Callable[[], T], callback: Callable[[Outcome[T]], None]) -> None:
-        def deliver(outcome: Outcome[T]) -> None:
-            if self.closed:
-                return
-            try:
-                callback(outcome)
-            except Exception as exc:
-                self._protocol_failed(exc, "a worker callback")
+        # (Once per WSGI request: a partial, not a closure, and the pool
+        # reached directly.)
+        pool = self.engine._pool or self.engine.start_pool()
+        pool.submit(func, partial(self._deliver_outcome, callback))
 
-        self.engine.run_in_worker(func, deliver)
+    def _deliver_outcome(self, callback: Callable[[Outcome[T]], None],
+                         outcome: Outcome[T]) -> None:
+        if self.closed:
+            return  # the connection ended while the call ran: nobody to tell
+        try:
+            callback(outcome)
+        except Exception as exc:
+            self._protocol_failed(exc, "a worker callback")
 
     def notify_stopping(self) -> None:
         if not self.made:  # still in its TLS handshake: start() tells it later
