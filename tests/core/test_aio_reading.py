@@ -1,8 +1,9 @@
 """The asyncio and uvloop engines read every connection into one shared buffer.
 
-aio.py's connections are ``asyncio.BufferedProtocol`` objects, so that a read
-costs a ``recv_into`` and not a 256 KiB allocation (issue 2: at 1,000
-connections glibc served that with ``mmap`` and ``munmap``, per message).
+The connections (``aio_connection.py``) are ``asyncio.BufferedProtocol``
+objects, so that a read costs a ``recv_into`` and not a 256 KiB allocation
+(issue 2: at 1,000 connections glibc served that with ``mmap`` and
+``munmap``, per message).
 The buffer is shared by every connection of the engine, so what a protocol
 is given must be its own copy: these tests keep every chunk, let other
 connections read over the buffer, and check the chunks afterwards, through
