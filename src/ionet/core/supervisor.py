@@ -11,6 +11,15 @@ spreads connections between them).  The supervisor does no network work:
   keeps dying at start is restarted no faster than once a second;
 * on stop it sends SIGTERM to every worker, which finish gracefully, waits
   for them up to the shutdown deadline, then sends SIGKILL to the stragglers.
+
+One race needs care: a child starts with its parent's signal handlers, and
+until it installs its own, a SIGTERM (``kill`` of the process group, or of
+the new worker) would run the *parent's* handler on the child's copy of the
+parent's stop latch, which nothing in the child watches: the worker would
+serve on, ignoring the request, until the supervisor's SIGKILL.  So SIGINT
+and SIGTERM are blocked across ``fork``; the child unblocks them once its
+own handlers are in place, and a signal that arrived meanwhile is delivered
+then, to the right latch.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import time
 from ionet.core.config import Limits
 from ionet.core.engines.base import Engine
 from ionet.core.listeners import Listener
-from ionet.core.stop import StopSignal
+from ionet.core.stop import STOP_SIGNALS, StopSignal
 
 log = logging.getLogger("ionet.supervisor")
 
@@ -83,15 +92,24 @@ class Supervisor:
         return 0
 
     def _spawn(self, index: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            self._worker_main(index)  # never returns
+        # Blocked across fork (see the module doc); pending ones wait, not lost.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self._worker_main(index, mask)  # never returns
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.pids[pid] = index
         self.started[index] = time.monotonic()
         log.info("worker %d started (pid %d)", index, pid)
 
-    def _worker_main(self, index: int) -> None:
-        """The child: run the engine on this worker's sockets, then exit."""
+    def _worker_main(self, index: int, mask: set[signal.Signals]) -> None:
+        """The child: run the engine on this worker's sockets, then exit.
+
+        Starts with SIGINT/SIGTERM blocked; ``mask`` is the signal mask to
+        restore once this worker's own handlers are installed.
+        """
         status = 1
         try:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -103,6 +121,7 @@ class Supervisor:
                             listener.close()
             stop = StopSignal()
             stop.install_signal_handlers()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending stop lands now
             engine = self.engine_cls(self.limits)
             engine.run(self.listener_sets[index], stop)
             status = 0
