@@ -9,9 +9,10 @@ The engines' modules share machinery: iterative, thread, fork and gevent
 serve each connection with the blocking driver (``blocking.py``, with its
 neighbours ``blocking_wait``, ``blocking_send``, ``blocking_channels``,
 ``blocking_udp`` and ``blocking_connections``); select, poll and epoll are
-one reactor (``reactor.py``) over three selectors; asyncio and uvloop are one
-adapter over asyncio's loops (``aio.py``, with ``aio_connection``,
-``aio_sendfile``, ``aio_channels`` and ``aio_udp``).
+one reactor over three selectors (``reactor.py``, with ``reactor_events``,
+``reactor_connection``, ``reactor_channels`` and ``reactor_udp``); asyncio and
+uvloop are one adapter over asyncio's loops (``aio.py``, with
+``aio_connection``, ``aio_sendfile``, ``aio_channels`` and ``aio_udp``).
 """
 
 from __future__ import annotations

@@ -381,7 +381,7 @@ class AioConnection(asyncio.BufferedProtocol, Transport, SendfilePump):
         return self._handed - self._aio.get_write_buffer_size()
 
     def _update_flow(self) -> None:
-        """Tell our protocol to pause or resume writing, as reactor.py does.
+        """Tell our protocol to pause or resume writing, as reactor_connection.py does.
 
         Our bytes wait in two places: asyncio's buffer (it reports crossing
         its water marks, which are ours) and our queue behind a file.
@@ -417,7 +417,7 @@ class AioConnection(asyncio.BufferedProtocol, Transport, SendfilePump):
     def _idle_check(self) -> None:
         """The idle timer fired: close, unless the peer was active meanwhile.
 
-        reactor.py's ``_idle_check``, with one change: a closing connection
+        reactor_connection.py's ``_idle_check``, with one change: a closing connection
         whose last bytes are still flowing out gets ``shutdown_timeout`` from
         its last progress, rather than being aborted at the first tick.
         asyncio does not report each flush, so progress is read here from

@@ -37,7 +37,7 @@ log = logging.getLogger("ionet.engine")
 T = TypeVar("T")
 
 #: Bytes of outgoing datagrams the loop may hold while the socket is full;
-#: beyond, new ones are dropped (UDP may drop; reactor.py keeps 1024 datagrams).
+#: beyond, new ones are dropped (UDP may drop; reactor_udp.py keeps 1024 datagrams).
 MAX_DATAGRAM_BACKLOG = 1 << 20
 
 
