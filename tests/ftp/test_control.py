@@ -19,6 +19,7 @@ from ionet.core.protocol import DataChannel, Protocol
 from ionet.core.testing import FakeClock, FakeTransport, feed_split
 from ionet.ftp.accounts import PERMS, Authorizer, LoginGuard
 from ionet.ftp.control import FtpControl, FtpServer, FtpSettings
+from ionet.ftp.data import PIECE_MAX, PIECE_MIN, TAIL
 
 from .conftest import Site, password
 
@@ -401,6 +402,44 @@ def test_abor_before_the_data_connection_arrives(session: Session) -> None:
     session.send("RETR hello.txt")
     assert codes(session.send("ABOR")) == ["426", "226"]
     assert channel.closed
+
+
+def test_a_transfer_that_stands_still_is_aborted_by_the_data_timeout(site: Site) -> None:
+    s = Session(site, data_timeout=10)
+    s.login()
+    channel = s.pasv()
+    s.send("STOR slow.bin")
+    data = channel.accept()
+    assert data is not None
+    data.feed(b"x" * 1000)
+    s.link.clock.advance(10)  # a first look at its progress
+    data.feed(b"y")
+    s.link.clock.advance(10)  # it moved: it goes on
+    assert not data.closed and s.replies() == ""
+    s.link.clock.advance(10)  # a whole period without a byte
+    assert data.aborted
+    assert s.replies().startswith("426 Data connection timed out (no progress for 10s)")
+    assert s.send("NOOP").startswith("200")
+    assert not (site.root / "slow.bin").exists() and not site.temporaries()
+
+
+def test_a_large_retr_goes_out_in_pieces(session: Session, site: Site) -> None:
+    """Piece by piece (see FileSender), and whole."""
+    payload = os.urandom(PIECE_MIN + 2 * PIECE_MIN + 4 * PIECE_MIN + 12345)
+    (site.root / "large.bin").write_bytes(payload)
+    session.login()
+    session.send("TYPE I")
+    channel = session.pasv()
+    assert session.send("RETR large.bin").startswith("150 ")
+    data = channel.accept()
+    assert data is not None
+    session.link.pump()
+    assert data.written() == payload
+    # pieces grow while the client keeps up (here, at once)
+    assert [count for _, _, count in data.files][:3] == [
+        PIECE_MIN - TAIL, 2 * PIECE_MIN - TAIL, 4 * PIECE_MIN - TAIL]
+    assert all(count < PIECE_MAX for _, _, count in data.files)
+    assert session.replies().startswith("226 ")
 
 
 def test_ascii_mode_converts_line_ends(session: Session, site: Site) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from ionet.core.config import Endpoint
 from ionet.core.errors import UserError
 from ionet.ftp.accounts import PERMS, AccountError, LoginGuard, add_user, check_perm
-from ionet.ftp.control import DEFAULT_PORT, FtpServer, build_server
+from ionet.ftp.server import DEFAULT_PORT, FtpServer, build_server
 from ionet.serve_options import (
     add_data_dir,
     add_serve_options,

@@ -5,9 +5,9 @@ PASV/EPSV, ``open_connection`` for PORT/EPRT) and may arrive before or after
 the command that says what to transfer.  So a :class:`DataConnection` starts
 idle, with reading paused, and waits for its *job*:
 
-* :class:`FileSender`   RETR: ``transport.sendfile`` (zero-copy, the file is
-                        never read into memory), or chunks when converting
-                        line ends (TYPE A) or limiting bandwidth;
+* :class:`FileSender`   RETR: ``transport.sendfile`` piece by piece (zero-copy,
+                        the file is never read into memory), or chunks when
+                        converting line ends (TYPE A) or limiting bandwidth;
 * :class:`BytesSender`  LIST/NLST/MLSD: a listing already formatted;
 * :class:`FileReceiver` STOR/APPE/STOU: chunks written as they arrive into an
                         :class:`~ionet.ftp.fs.Upload`, committed on EOF.
@@ -32,6 +32,20 @@ side claims it in ``start``; the control side claims it to give up on it
 lost before ``start`` ran.  So no upload temporary file is left behind
 whatever the order in which the two sides hear the news.
 
+The data timeout ("no progress for ``data_timeout`` seconds") is kept by
+the *control* side, not here: on the blocking engines a download's thread
+sits inside a send while the client does not read, and runs neither its
+timers nor queued calls until the send returns.  So each job keeps a
+progress count (:meth:`Job.progress`), the control connection looks at it
+once per ``data_timeout``, and when it has not moved, aborts the data
+connection directly (:meth:`DataConnection.abort`): ``abort`` is the one
+call that crosses without ``call_soon_threadsafe``, because it is the one
+that must reach a thread stuck in a send (the blocking transports allow
+``abort`` from any thread; on the loop engines both sides share one thread).
+Progress must be visible for that, so a download never hands the engine
+more than a piece at a time (:class:`FileSender`).  This side times only
+the wait for a transfer command.
+
 With ``PROT P`` (FTPS) the connection carries TLS, done in memory by
 :class:`~ionet.ftp.tls.TLSLayer` so that it ends with ``close_notify`` as
 FTPS clients require; jobs therefore write through the connection
@@ -43,13 +57,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-from ionet.core.protocol import Protocol, TimerHandle, Transport
+from ionet.core.protocol import DEFAULT_HIGH_WATER, Protocol, TimerHandle, Transport
 from ionet.ftp.fs import FSError, Upload, os_error
 from ionet.ftp.tls import TLSLayer
 
@@ -57,12 +72,27 @@ log = logging.getLogger("ionet.ftp")
 
 #: Bytes read per chunk when a transfer cannot use sendfile.
 CHUNK = 64 * 1024
+#: Bytes of a download handed to the engine at a time (see FileSender): the
+#: least, and the most.  Progress shows a piece at a time, so a download
+#: slower than PIECE_MIN per data timeout (3.5 KB/s at the default 300 s)
+#: counts as stalled; each piece costs a little CPU, so fast ones get large.
+PIECE_MIN = 1024 * 1024
+PIECE_MAX = 8 * 1024 * 1024
+#: The end of each piece, written from memory after the piece's sendfile.
+#: Engines count written bytes, not file regions, in ``get_write_buffer_size``
+#: and flow control: these bytes make a piece's departure visible and, once
+#: two are queued (at the default water marks), pause the sender.
+TAIL = DEFAULT_HIGH_WATER
 #: Seconds a data connection waits for its transfer command.
 NO_JOB_TIMEOUT = 30.0
 #: ... once the client has already closed its side.
 EARLY_EOF_WAIT = 5.0
 #: Bytes kept from a client that sends before its transfer command arrives.
 EARLY_LIMIT = 1024 * 1024
+#: Seconds between looks at the outgoing buffer before a download's close:
+#: the first wait, and the longest.
+FLUSH_POLL = 0.01
+FLUSH_POLL_MAX = 0.5
 
 Post = Callable[[Callable[[], None]], None]
 
@@ -84,9 +114,7 @@ class Job:
     """What a data connection does; every method runs in the data connection's context."""
 
     conn: DataConnection
-    nbytes = 0
-    #: Progress is invisible (sendfile): the stall timer cannot judge it.
-    opaque = False
+    nbytes = 0  # bytes handed to the transport, or received
 
     def __init__(self) -> None:
         self._claims = itertools.count()
@@ -106,6 +134,20 @@ class Job:
 
     def start(self, conn: DataConnection) -> None:
         self.conn = conn
+
+    def progress(self) -> int:
+        """A count that moves while the transfer moves (for the data timeout).
+
+        Read by the control side, in its own context: an int attribute and
+        ``get_write_buffer_size`` (0 on the blocking engines, whose writes
+        return once sent; on loop engines both sides share one thread).
+        Bytes handed over minus bytes still queued: it moves as the peer
+        takes them, and stands still when it stops reading.
+        """
+        conn = getattr(self, "conn", None)  # set by start(), in the data context
+        transport = conn.transport if conn is not None else None
+        queued = transport.get_write_buffer_size() if transport is not None else 0
+        return self.nbytes - queued
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the client (only receivers expect any)."""
@@ -137,8 +179,10 @@ class DataConnection(Protocol):
         post: the control transport's ``call_soon_threadsafe``.
         on_connected: control-side callback ``(conn, transport)``.
         on_finished: control-side callback ``(result)``.
-        idle_timeout: seconds without progress (or without a job) before the
-            connection is dropped; None: never.
+        idle_timeout: the data timeout; a connection given no job within it
+            (or ``NO_JOB_TIMEOUT``, if shorter) is dropped.  None: only
+            ``NO_JOB_TIMEOUT``.  (A running job's progress is timed by the
+            control side: see the module doc.)
         tls: a server SSLContext to protect this connection with (PROT P).
     """
 
@@ -156,7 +200,6 @@ class DataConnection(Protocol):
         self.aborted = False
         self.lost = False
         self._timer: TimerHandle | None = None
-        self._seen = -1
         self._early: list[bytes] = []
         self._early_size = 0
         self._early_eof = False
@@ -278,7 +321,12 @@ class DataConnection(Protocol):
             self.finish_sending()
 
     def abort(self) -> None:
-        """ABOR, or the control connection went away: drop the connection now."""
+        """ABOR, or the control connection went away: drop the connection now.
+
+        Also called directly from the control side, on a data timeout (see
+        the module doc): it only sets a flag and calls the transport's
+        ``abort``, which may come from any thread.
+        """
         if not self.lost and self.transport is not None:
             self.aborted = True
             self.transport.abort()
@@ -289,41 +337,23 @@ class DataConnection(Protocol):
 
     # -- timers ----------------------------------------------------------------------
 
-    def _arm_timer(self, delay: float | None = None) -> None:
-        """Until a job arrives: give up after ``NO_JOB_TIMEOUT`` (the control side may be
-        gone, and its messages with it); then: abort when no progress for ``idle_timeout``."""
+    def _arm_timer(self, delay: float = NO_JOB_TIMEOUT) -> None:
+        """Give up if no job arrives in time: the control side may be gone, and
+        its messages with it.  (Once a job runs, the control side times it.)"""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if delay is None:
-            delay = NO_JOB_TIMEOUT if self.job is None else self.idle_timeout
         if self.idle_timeout is not None:
-            delay = min(delay, self.idle_timeout) if delay is not None else self.idle_timeout
-        if delay is not None and self.transport is not None and not self.lost:
-            self._timer = self.transport.call_later(delay, self._check_progress)
+            delay = min(delay, self.idle_timeout)
+        if self.transport is not None and not self.lost:
+            self._timer = self.transport.call_later(delay, self._check_job_came)
 
-    def _check_progress(self) -> None:
+    def _check_job_came(self) -> None:
         self._timer = None
-        if self.lost:
+        if self.lost or self.job is not None or self._waiting_job is not None:
             return
-        job = self.job
-        if job is None:
-            if self._waiting_job is None:
-                log.info("data connection: no transfer command came; closing")
-                self.abort()
-            return
-        if job.opaque:
-            # sendfile, then close(): the engine times that last flush on
-            # every connection (no progress for Limits.shutdown_timeout on
-            # loop engines; each send bounded by Limits.idle_timeout on
-            # blocking ones).
-            return
-        if job.nbytes == self._seen:
-            log.info("data connection: no progress in %.0fs, closing", self.idle_timeout)
-            self.abort()
-            return
-        self._seen = job.nbytes
-        self._arm_timer()
+        log.info("data connection: no transfer command came; closing")
+        self.abort()
 
 
 class _Throttle:
@@ -342,10 +372,23 @@ class _Throttle:
 class FileSender(Job):
     """RETR: send ``count`` bytes of ``file`` from ``offset``, then close.
 
-    Binary and unthrottled, the whole region goes to ``transport.sendfile``
-    at once (the engine pushes it with ``os.sendfile``).  With ``ascii`` (LF
-    to CRLF) or a ``rate``, chunks are read and written, pausing while the
-    outgoing buffer is full.
+    Binary and unthrottled, the file goes out in pieces of 1 to 8 MiB: each
+    piece but its last ``TAIL`` bytes by ``transport.sendfile`` (the engine
+    pushes it with ``os.sendfile``), those last bytes by ``write``.
+    Why not the whole file in one ``sendfile``: no engine reports how far a
+    file region has gone, so the data timeout could not tell a slow download
+    from a stalled one, and a client that stops reading would hold the
+    connection until the engine's own limits.  The written tails are what
+    engines do count: ``get_write_buffer_size`` drops as each piece leaves,
+    and flow control pauses us (``pause_writing``) while two are queued, so
+    pieces are handed over as fast as the client takes them, and no faster.
+    A piece grows (to ``PIECE_MAX``) while pieces leave within a sixteenth
+    of the data timeout, and shrinks (to ``PIECE_MIN``) once they take more
+    than a quarter: large pieces cost less CPU, small ones show progress
+    sooner, and a piece stays well inside the timeout at the rate seen.
+
+    With ``ascii`` (LF to CRLF) or a ``rate``, chunks are read and written,
+    pausing while the outgoing buffer is full.
     """
 
     def __init__(self, file: IO[bytes], offset: int, count: int, ascii: bool = False,
@@ -362,21 +405,83 @@ class FileSender(Job):
         self._throttle: _Throttle | None = None
         self._timer: TimerHandle | None = None
         self.closed = False
+        self.zero_copy = False  # sent by pieces of sendfile (else read and written)
+        self.piece = PIECE_MIN
+        self._last_piece_at: float | None = None
 
     def start(self, conn: DataConnection) -> None:
         super().start(conn)
-        transport = conn.transport
-        assert transport is not None
-        if not self.ascii and not self.rate and conn.tls is None:
-            self.opaque = True
-            transport.sendfile(self.file, self.offset, self.count)
-            self.nbytes = self.count
-            transport.close()
+        self.zero_copy = not self.ascii and not self.rate and conn.tls is None
+        if self.zero_copy:
+            self._pump_pieces()
             return
         if self.rate:
             self._throttle = _Throttle(self.rate, time.monotonic)
         self.file.seek(self.offset)
         self._pump()
+
+    def _pump_pieces(self) -> None:
+        """Hand pieces over until paused or done; close once the last has left."""
+        transport = self.conn.transport
+        assert transport is not None
+        while not self.paused and self.remaining > 0 and not transport.is_closing():
+            self._send_piece(transport)
+        if self.remaining <= 0 and not self.paused and not transport.is_closing():
+            self._close_when_sent()
+
+    def _send_piece(self, transport: Transport) -> None:
+        now = time.monotonic()
+        if self._last_piece_at is not None:
+            self._adapt_piece(now - self._last_piece_at)
+        self._last_piece_at = now
+        size = min(self.piece, self.remaining)
+        tail = min(TAIL, size) if size > TAIL else 0  # a small last piece goes whole
+        body = size - tail
+        if body:
+            # The transport closes the file it is given once sent: each piece
+            # gets a descriptor of its own (pieces in flight: about two).
+            transport.sendfile(open(os.dup(self.file.fileno()), "rb"),  # noqa: SIM115
+                               self.offset, body)
+        if tail:
+            data = os.pread(self.file.fileno(), tail, self.offset + body)
+            if len(data) < tail:
+                log.warning("file shrank during RETR")
+                transport.abort()
+                return
+        self.offset += size
+        self.remaining -= size
+        self.nbytes += size
+        if tail:
+            transport.write(data)  # may call pause_writing
+
+    def _adapt_piece(self, seconds: float) -> None:
+        """The previous piece was handed over ``seconds`` ago: the client took
+        what came before it in that time (a loop engine pauses us meanwhile;
+        a blocking one returns from the send)."""
+        timeout = self.conn.idle_timeout
+        if timeout is None or seconds < timeout / 16:
+            self.piece = min(2 * self.piece, PIECE_MAX)
+        elif seconds > timeout / 4:
+            self.piece = max(self.piece // 2, PIECE_MIN)
+
+    def _close_when_sent(self, wait: float = FLUSH_POLL) -> None:
+        """Close once nothing of ours is queued.
+
+        A close with bytes still queued has its flush timed by the engine
+        (``shutdown_timeout``), and when that aborts it, ``connection_lost``
+        cannot tell: a truncated download would be answered 226.  Below the
+        water marks no event says when the last tail has gone, so this
+        looks, more and more rarely (the data timeout still applies).
+        """
+        self._timer = None
+        transport = self.conn.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > 0:
+            later = min(2 * wait, FLUSH_POLL_MAX)
+            self._timer = transport.call_later(wait, lambda: self._close_when_sent(later))
+            return
+        self.conn.finish_sending()
 
     def _pump(self) -> None:
         self._timer = None
@@ -414,7 +519,11 @@ class FileSender(Job):
     def resume_writing(self) -> None:
         if self.paused:
             self.paused = False
-            if self._timer is None:
+            if self._timer is not None:
+                return  # a throttled pump, or the wait before closing, goes on
+            if self.zero_copy:
+                self._pump_pieces()
+            else:
                 self._pump()
 
     def finish(self, exc: BaseException | None, aborted: bool) -> TransferResult:
@@ -424,7 +533,7 @@ class FileSender(Job):
         if aborted:
             return TransferResult(True, False, self.nbytes, aborted=True,
                                   error="Transfer aborted.")
-        if exc is not None or self.remaining > 0 and not self.opaque:
+        if exc is not None or self.remaining > 0:
             return TransferResult(True, False, self.nbytes,
                                   error="Connection closed; transfer aborted.")
         return TransferResult(True, True, self.nbytes)
@@ -442,8 +551,13 @@ class BytesSender(Job):
 
     def start(self, conn: DataConnection) -> None:
         super().start(conn)
-        conn.write(self.data)
-        self.nbytes = len(self.data)
+        view = memoryview(self.data)
+        for start in range(0, len(view), CHUNK):  # in chunks: progress shows while it goes
+            if conn.transport is None or conn.transport.is_closing():
+                return
+            piece = view[start : start + CHUNK]
+            self.nbytes += len(piece)
+            conn.write(bytes(piece))
         conn.finish_sending()
 
     def finish(self, exc: BaseException | None, aborted: bool) -> TransferResult:
