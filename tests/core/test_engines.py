@@ -238,6 +238,30 @@ def test_own_timeouts_spare_a_silent_connection_and_the_ones_it_opens(engine: st
             assert recv_line(own) == b"PING"
 
 
+def test_a_flush_cut_at_close_is_reported_as_an_error(loop_engine: str) -> None:
+    # A protocol writes more than the client takes and closes; the client
+    # never reads.  The engine cuts the flush after shutdown_timeout, and
+    # connection_lost must say so (TimeoutError), not report a clean close:
+    # FTP answers 226 or 426 by it.
+    with ServerProcess([loop_engine], module="tests.core.timeouts_server", ready_lines=2) as server:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        stalled.settimeout(IO_TIMEOUT)
+        stalled.connect(server.address("tcp", 1))  # `own`: no idle timeout to cut it first
+        with stalled, socket.create_connection(server.address("tcp", 1), timeout=IO_TIMEOUT) as ask:
+            stalled.sendall(b"FLOOD\n")
+            ends: list[str] = []
+
+            def flood_ended() -> bool:
+                ask.sendall(b"LOST\n")
+                ends.append(recv_line(ask).decode().split()[1])
+                return ends[-1] not in ("-", "pending")
+
+            wait_until(flood_ended, timeout=timeouts_server.SHUTDOWN + 10, interval=0.1,
+                       message="the cut flush reported")
+            assert ends[-1] == "TimeoutError"
+
+
 # -- shutdown -------------------------------------------------------------------------------
 
 

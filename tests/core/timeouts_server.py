@@ -11,6 +11,12 @@ IDLE seconds:
     LATER       -> "PORT <n>"; the one connection to port n hears nothing
                    from us for LATE seconds, then gets b"late" and is closed
                    (as a download's data connection: the client never sends)
+    FLOOD       -> FLOOD_BYTES, then close: a client that does not read makes
+                   the engine cut that flush after SHUTDOWN seconds
+    LOST        -> "LOST <name>": how the last FLOOD connection ended, the
+                   class of the exception connection_lost got, "None" for a
+                   clean close, "pending" before it ended (one process: the
+                   loop engines and the threads of the blocking ones)
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ FIRST_BYTES = 0.2
 IDLE = 0.4
 #: Longer than both timeouts together, so any engine timer would have fired.
 LATE = 1.0
+SHUTDOWN = 1.0
+FLOOD_BYTES = 32 * 1024 * 1024
+#: How the last FLOOD connection ended (see LOST).
+flood_ends: list[str] = []
 
 
 class Late(Protocol):
@@ -40,6 +50,11 @@ class Late(Protocol):
 class Lines(Protocol):
     def __init__(self) -> None:
         self.framer = LineFramer()
+        self.flooding = False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.flooding:
+            flood_ends.append("None" if exc is None else type(exc).__name__)
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
@@ -51,6 +66,13 @@ class Lines(Protocol):
                 host = transport.get_extra_info("sockname")[0]
                 channel = transport.open_listener(Late, host, timeout=5)
                 transport.write(b"PORT %d\n" % channel.port)
+            elif line == b"FLOOD":
+                self.flooding = True
+                flood_ends.append("pending")
+                transport.write(b"x" * FLOOD_BYTES)
+                transport.close()
+            elif line == b"LOST":
+                transport.write(b"LOST %s\n" % (flood_ends or ["-"])[-1].encode())
             else:
                 transport.write(b"ERR unknown\n")
 
@@ -59,7 +81,8 @@ def main() -> int:
     engine = sys.argv[1]
     endpoints = [Endpoint("plain", "tcp", "127.0.0.1", 0, Lines),
                  Endpoint("own", "tcp", "127.0.0.1", 0, Lines, own_timeouts=True)]
-    limits = Limits(first_bytes_timeout=FIRST_BYTES, idle_timeout=IDLE, shutdown_timeout=5)
+    limits = Limits(first_bytes_timeout=FIRST_BYTES, idle_timeout=IDLE,
+                    shutdown_timeout=SHUTDOWN)
     return serve(endpoints, engine, limits, announce=lambda line: print(line, flush=True))
 
 

@@ -272,7 +272,13 @@ class Protocol:
         return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        """The connection is gone: ``exc`` is None after a clean close."""
+        """The connection is gone: ``exc`` is None after a clean close.
+
+        Clean means every byte written before ``close()`` reached the kernel.
+        A close whose flush the engine had to cut (no progress for
+        ``Limits.shutdown_timeout``) reports a ``TimeoutError``, so that a
+        protocol can tell a truncated response from a complete one.
+        """
 
     def pause_writing(self) -> None:
         """The outgoing buffer passed the high-water mark: stop reading."""

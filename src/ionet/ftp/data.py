@@ -89,10 +89,6 @@ NO_JOB_TIMEOUT = 30.0
 EARLY_EOF_WAIT = 5.0
 #: Bytes kept from a client that sends before its transfer command arrives.
 EARLY_LIMIT = 1024 * 1024
-#: Seconds between looks at the outgoing buffer before a download's close:
-#: the first wait, and the longest.
-FLUSH_POLL = 0.01
-FLUSH_POLL_MAX = 0.5
 
 Post = Callable[[Callable[[], None]], None]
 
@@ -421,13 +417,17 @@ class FileSender(Job):
         self._pump()
 
     def _pump_pieces(self) -> None:
-        """Hand pieces over until paused or done; close once the last has left."""
+        """Hand pieces over until paused or done; then close."""
         transport = self.conn.transport
         assert transport is not None
         while not self.paused and self.remaining > 0 and not transport.is_closing():
             self._send_piece(transport)
         if self.remaining <= 0 and not self.paused and not transport.is_closing():
-            self._close_when_sent()
+            # Close at once: the engine flushes the last piece.  If it has to
+            # cut that flush (no progress for its shutdown_timeout), the
+            # connection is lost with a TimeoutError, not None, so finish()
+            # answers 426, never a 226 for a truncated file.
+            self.conn.finish_sending()
 
     def _send_piece(self, transport: Transport) -> None:
         now = time.monotonic()
@@ -463,25 +463,6 @@ class FileSender(Job):
             self.piece = min(2 * self.piece, PIECE_MAX)
         elif seconds > timeout / 4:
             self.piece = max(self.piece // 2, PIECE_MIN)
-
-    def _close_when_sent(self, wait: float = FLUSH_POLL) -> None:
-        """Close once nothing of ours is queued.
-
-        A close with bytes still queued has its flush timed by the engine
-        (``shutdown_timeout``), and when that aborts it, ``connection_lost``
-        cannot tell: a truncated download would be answered 226.  Below the
-        water marks no event says when the last tail has gone, so this
-        looks, more and more rarely (the data timeout still applies).
-        """
-        self._timer = None
-        transport = self.conn.transport
-        if transport is None or transport.is_closing():
-            return
-        if transport.get_write_buffer_size() > 0:
-            later = min(2 * wait, FLUSH_POLL_MAX)
-            self._timer = transport.call_later(wait, lambda: self._close_when_sent(later))
-            return
-        self.conn.finish_sending()
 
     def _pump(self) -> None:
         self._timer = None
@@ -520,7 +501,7 @@ class FileSender(Job):
         if self.paused:
             self.paused = False
             if self._timer is not None:
-                return  # a throttled pump, or the wait before closing, goes on
+                return  # a throttled pump goes on
             if self.zero_copy:
                 self._pump_pieces()
             else:

@@ -437,7 +437,8 @@ class AioConnection(asyncio.BufferedProtocol, Transport, SendfilePump):
             remaining = self._last_activity + limits.shutdown_timeout - now
             if remaining > 0:
                 self._arm_idle_timer(remaining)
-            else:
+            else:  # cut: not a clean close (Protocol.connection_lost)
+                self._error = TimeoutError(f"flush stalled for {limits.shutdown_timeout:g} s")
                 self.abort()
             return
         if self._own_timeouts:

@@ -385,8 +385,9 @@ class SocketTransport(Transport, Handler):
         now = self.engine.clock()
         if self.closing:  # close() is waiting for a flush
             deadline = self.last_activity + limits.shutdown_timeout
-            if now >= deadline:
-                self.abort()
+            if now >= deadline:  # cut: not a clean close (Protocol.connection_lost)
+                self.buffer.clear()
+                self._finish(TimeoutError(f"flush stalled for {limits.shutdown_timeout:g} s"))
             else:
                 self._arm_idle_timer(deadline - now)
             return
