@@ -36,12 +36,13 @@ the thread engine each extra system call is one more hand-over of the GIL:
 it halved the echo rate.  TLS sockets and gevent's do use ``settimeout``.)
 
 Under gevent the sockets, locks and threads are gevent's (monkey-patched) and
-the engine passes its own ``wait``, so this same code yields to the hub.
+the engine passes its own poller (``open_poller``), so this same code yields
+to the hub.
 
 This module is the connection loop; four engines share it, and what they
 share beside it lives next door, one thing per module:
 
-    blocking_wait.py         how the loop waits: wait_readable, Waker, ShutdownNotice
+    blocking_wait.py         how the loop waits: Poller (a poll by default), Waker, ShutdownNotice
     blocking_send.py         how bytes and files leave the socket (send loop, sendfile, TCP_CORK)
     blocking_channels.py     data connections a protocol opens (FTP's open_listener / open_connection)
     blocking_udp.py          the UDP driver: one socket, one protocol
@@ -63,15 +64,25 @@ from typing import IO, Any, TypeVar
 
 from ionet.core.buffer import file_region
 from ionet.core.config import Limits
-from ionet.core.engines.base import DISCONNECTED_ERRNOS, RECV_SIZE, peer_label, tune_accepted
+from ionet.core.engines.base import DISCONNECTED_ERRNOS, peer_label, tune_accepted
 from ionet.core.engines.blocking_channels import Connector, DataListener
 from ionet.core.engines.blocking_send import send_bytes, send_file
-from ionet.core.engines.blocking_wait import ShutdownNotice, Stopping, Wait, Waker, wait_readable
+from ionet.core.engines.blocking_wait import (OpenPoller, Poller, ShutdownNotice, StatelessPoller,
+                                              Stopping, Waker)
 from ionet.core.protocol import DataChannel, Outcome, Protocol, TimerHandle, Transport
 from ionet.core.timers import Clock, TimerQueue
 
 log = logging.getLogger("ionet.engine")
 T = TypeVar("T")
+
+#: Bytes asked of one ``recv``: less than ``base.RECV_SIZE`` (256 KiB), on purpose.
+#: ``recv(n)`` first allocates ``n`` bytes, then shrinks them to what came,
+#: and glibc's malloc serves a request of 128 KiB or more with ``mmap``: a
+#: 64-byte message then costs an ``mmap``, a page fault, an ``mremap`` and an
+#: ``munmap`` (at 1,000 echo connections, a third of the gevent engine's time).
+#: 64 KiB comes from the heap; a bulk transfer takes one ``recv`` per 64 KiB,
+#: little beside copying them.
+READ_SIZE = 64 * 1024
 
 #: ``run_blocking(func)``: run ``func`` where it may block (inline, or gevent's
 #: thread pool) and return its result.
@@ -151,7 +162,7 @@ class BlockingTransport(Transport):
         spawn: Spawn | None = None,
         run_blocking: RunBlocking | None = None,
         wrap_tls: WrapTLS | None = None,
-        wait: Wait | None = None,
+        open_poller: OpenPoller | None = None,
         cooperative: bool = False,
         own_timeouts: bool = False,
         clock: Clock = time.monotonic,
@@ -169,7 +180,7 @@ class BlockingTransport(Transport):
         self._spawn: Spawn = spawn or _spawn_thread
         self._run_blocking: RunBlocking = run_blocking or call_inline
         self._wrap_tls: WrapTLS = wrap_tls or _wrap_tls
-        self._wait: Wait = wait or wait_readable
+        self._open_poller: OpenPoller = open_poller or StatelessPoller
         # gevent's sockets never block the process: they wait in the hub and
         # honour settimeout() there, so the kernel's timeouts do not apply.
         self._cooperative = cooperative
@@ -184,6 +195,7 @@ class BlockingTransport(Transport):
         self._lock = threading.Lock()
         self._io_lock = threading.Lock()
         self._waker: Waker | None = None  # made by the serving thread, so unserved costs no fd
+        self._poller: Poller | None = None  # likewise: how that thread waits
         self._owner: int | None = None
         self._reading = True
         self._eof = False
@@ -207,6 +219,10 @@ class BlockingTransport(Transport):
             with self._lock:
                 self._owner = threading.get_ident()
                 self._waker = Waker()
+            steady = [self._waker.fileno(), self._fd]
+            if self._stopping is not None:
+                steady.append(self._stopping.fileno())
+            self._poller = self._open_poller(steady)
             if self._closing:  # aborted before it started (a stopping server)
                 return
             if self._context is not None and not self._handshake():
@@ -269,7 +285,7 @@ class BlockingTransport(Transport):
 
     def _wait_once(self, timeout: float | None) -> None:
         """Wait for input, a poke or the timeout, and handle what came."""
-        assert self._waker is not None
+        assert self._waker is not None and self._poller is not None
         reading = self._reading and not self._eof
         stop_fd = self._stopping.fileno() if self._stopping and not self._stop_seen else None
         if reading and isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
@@ -280,7 +296,7 @@ class BlockingTransport(Transport):
                 fds.append(stop_fd)
             if reading:
                 fds.append(self._fd)
-            ready = self._wait(fds, timeout)
+            ready = self._poller.wait(fds, timeout)
         if self._waker.fileno() in ready:
             self._waker.drain()
         if stop_fd in ready:
@@ -288,10 +304,11 @@ class BlockingTransport(Transport):
             self._stopping.drain()
             if self._stopping.is_set():
                 self._server_stopping()
-        for fd in ready & self._listeners.keys():
-            listener = self._listeners.get(fd)  # on_error may have closed it meanwhile
-            if listener is not None:
-                listener.accept()
+        if self._listeners:
+            for fd in ready & self._listeners.keys():
+                listener = self._listeners.get(fd)  # on_error may have closed it meanwhile
+                if listener is not None:
+                    listener.accept()
         if self._fd in ready and self._reading and not self._eof and not self._closing:
             self._read_once()
 
@@ -299,9 +316,9 @@ class BlockingTransport(Transport):
         try:
             if isinstance(self.sock, ssl.SSLSocket):
                 with self._io_lock:
-                    data = self.sock.recv(RECV_SIZE)
+                    data = self.sock.recv(READ_SIZE)
             else:
-                data = self.sock.recv(RECV_SIZE)
+                data = self.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return  # nothing after all (a TLS record is still incomplete)
         except ssl.SSLZeroReturnError:
@@ -323,13 +340,16 @@ class BlockingTransport(Transport):
     def _deadline(self) -> float | None:
         """When this connection must be closed if nothing happens meanwhile."""
         limits = self.limits
-        ends = [self._stop_deadline]
+        end = None
         if not self.own_timeouts:  # (else its protocol keeps the time)
             if not self.heard_from_peer and limits.first_bytes_timeout is not None:
-                ends.append(self.started + limits.first_bytes_timeout)
+                end = self.started + limits.first_bytes_timeout
             elif limits.idle_timeout is not None:
-                ends.append(self.last_activity + limits.idle_timeout)
-        return min((end for end in ends if end is not None), default=None)
+                end = self.last_activity + limits.idle_timeout
+        stop = self._stop_deadline  # the sooner of the two (no list: this runs per message)
+        if stop is None or (end is not None and end < stop):
+            return end
+        return stop
 
     def _expire(self) -> None:
         limits = self.limits
@@ -376,6 +396,8 @@ class BlockingTransport(Transport):
             self._closed = self._closing = True
         for channel in [*self._listeners.values(), *self._connectors]:
             channel.close()
+        if self._poller is not None:
+            self._poller.close()  # before its descriptors close, as event loops ask
         with self._io_lock, self._lock:  # the io lock first: a send in another thread ends
             _shutdown_fd(self._fd, socket.SHUT_RDWR)
             self.sock.close()
@@ -548,7 +570,8 @@ class BlockingTransport(Transport):
         child = BlockingTransport(
             sock, protocol, self.limits, engine=self.engine, ssl_context=ssl_context,
             stopping=stopping, spawn=self._spawn, run_blocking=self._run_blocking,
-            wrap_tls=self._wrap_tls, wait=self._wait, cooperative=self._cooperative,
+            wrap_tls=self._wrap_tls, open_poller=self._open_poller,
+            cooperative=self._cooperative,
             own_timeouts=True,  # the protocol that asked for it times it (FTP's data timeout)
             clock=self.clock)
         if self._stop_seen:

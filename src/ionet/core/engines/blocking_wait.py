@@ -11,8 +11,11 @@ descriptor the wait watches beside the socket:
     ShutdownNotice  the server is stopping: a pipe with one byte in it, that
                     every forked child sees
 
-The wait itself is :func:`wait_readable`, a ``poll``; the gevent engine
-passes its own function of the same shape (``Wait``) that asks its hub.
+The wait itself is :func:`wait_readable`, a ``poll``.  A connection waits
+through a :class:`Poller`, opened when its thread of control starts and
+closed when it ends, so that an engine may prepare once what every wait
+needs: the default, :class:`StatelessPoller`, prepares nothing and polls;
+the gevent engine's keeps one io watcher per descriptor on its hub.
 These pieces know nothing of protocols or transports, which is why they live
 apart: the stream driver and the UDP driver (``blocking_udp.py``) both wait
 this way.
@@ -24,8 +27,8 @@ import math
 import os
 import select
 import sys
-from collections.abc import Callable
-from typing import Union
+from collections.abc import Callable, Sequence
+from typing import Protocol, Union
 
 from ionet.core.stop import StopSignal
 
@@ -47,6 +50,43 @@ def wait_readable(fds: list[int], timeout: float | None) -> set[int]:
         poller.register(fd, select.POLLIN)
     millis = None if timeout is None else max(0, math.ceil(timeout * 1000))
     return {fd for fd, _mask in poller.poll(millis)}
+
+
+class Poller(Protocol):
+    """How one thread of control waits, again and again, until it closes this.
+
+    ``wait`` is a :data:`Wait`: it may wake early with nothing ready (the
+    caller checks its clock and waits again), never late.
+    """
+
+    def wait(self, fds: list[int], timeout: float | None) -> set[int]: ...
+
+    def close(self) -> None: ...
+
+
+#: ``open_poller(steady)``: a :class:`Poller` for one thread of control.
+#: ``steady`` are descriptors it will watch in most of its waits and that stay
+#: open until the poller is closed (a connection's socket and waker), so the
+#: poller may set up its interest in them once; others may come and go.
+OpenPoller = Callable[[Sequence[int]], Poller]
+
+
+class StatelessPoller:
+    """The default :class:`Poller`: one ``poll`` per wait, nothing kept between.
+
+    ``poll(2)`` is handed its whole list of descriptors on every call, so
+    there is nothing worth keeping; an ``epoll`` set kept per connection would
+    cost a descriptor more per connection and a system call per change.
+    """
+
+    def __init__(self, steady: Sequence[int] = ()) -> None:
+        pass  # nothing to prepare: every wait names its descriptors
+
+    def wait(self, fds: list[int], timeout: float | None) -> set[int]:
+        return wait_readable(fds, timeout)
+
+    def close(self) -> None:
+        pass
 
 
 class ShutdownNotice:

@@ -48,9 +48,11 @@ once ``threading`` is patched.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -108,36 +110,92 @@ def _capture(func: Callable[[], Any]) -> Outcome[Any]:
         return Outcome(None, exc)
 
 
-def _waiter_on(hub: Hub) -> Callable[[list[int], float | None], set[int]]:
-    """``blocking_wait.wait_readable`` for greenlets, asking the hub directly.
+class HubPoller:
+    """One greenlet's way to wait (a ``Poller``): io watchers on the hub.
 
-    The patched ``select.poll`` would work too, but builds a result object,
-    an event and a timeout per call; this is one io watcher per descriptor and
-    a timer, each switching back to this greenlet through one ``Waiter``.  It
-    made the echo round trip ~1.5x faster.
+    A wait starts one io watcher per descriptor and, with a timeout, a timer,
+    each switching back to this greenlet through a ``Waiter``; whichever
+    fires first ends the wait, and the io watchers are stopped again.  (The
+    patched ``select.poll`` would work too, but builds a result object, an
+    event and a timeout per call.)  Every echoed message costs one wait, so
+    two habits keep it cheap (gevent's own sockets have the first):
+
+    * a *steady* descriptor (the connection's socket, its waker) gets one
+      watcher for the connection's whole life, started and stopped per wait.
+      A watcher made afresh makes libev check its descriptor and register it
+      with epoll again at the hub's next turn (an ``fcntl``, and an
+      ``epoll_ctl`` that fails with EEXIST); with a fresh watcher for the
+      socket and the waker in every wait, that was four system calls per
+      echoed message beside its ``recv`` and ``send``.  A restarted watcher
+      costs none.  Any other descriptor (an FTP data listener) gets a watcher
+      for one wait only, because a number that is closed and opened again is
+      a new file that epoll has to be told about, which a fresh watcher does;
+    * the timer outlives the wait.  The timeout is usually the idle timeout,
+      minutes away and moving a little later with each message, so a timer
+      already running that fires *before* the new deadline is kept: at worst
+      it wakes the greenlet early, with nothing ready, and the driver waits
+      again (the lazy trick of ``core/timers.py``).  A new timer is made only
+      when the deadline comes nearer than the running one, or that one fired.
     """
-    loop = hub.loop
 
-    def wait_readable(fds: list[int], timeout: float | None) -> set[int]:
-        waiter = Waiter(hub)
-        watchers = [loop.io(fd, READ) for fd in fds]
-        for fd, watcher in zip(fds, watchers):
+    def __init__(self, hub: Hub, steady: Sequence[int] = ()) -> None:
+        self._hub = hub
+        self._loop = hub.loop
+        self._steady = {fd: hub.loop.io(fd, READ) for fd in steady}
+        self._waiter: Waiter | None = None  # set while a wait is under way
+        self._timer: Any = None  # a one-shot libev timer, perhaps still running
+        self._timer_due = math.inf  # when it fires (time.monotonic); inf once it has
+
+    def wait(self, fds: list[int], timeout: float | None) -> set[int]:
+        """Switch to the hub until one of ``fds`` is readable or ``timeout`` passes."""
+        waiter = self._waiter = Waiter(self._hub)
+        watchers = []
+        for fd in fds:
+            watcher = self._steady.get(fd)
+            if watcher is None:
+                watcher = self._loop.io(fd, READ)  # for this wait only (see the class doc)
             watcher.start(waiter.switch, fd)
-        timer = loop.timer(max(0.0, timeout)) if timeout is not None else None
-        if timer is not None:
-            timer.start(waiter.switch, None)
+            watchers.append(watcher)
+        if timeout is not None:
+            self._arm(timeout)
         try:
             fd = waiter.get()  # to the hub, until a watcher or the timer fires
         finally:
+            self._waiter = None
             for watcher in watchers:
-                watcher.stop()
-                watcher.close()
-            if timer is not None:
-                timer.stop()
-                timer.close()
+                watcher.stop()  # a watcher that fired too, unseen, is not called now
+                if watcher.fd not in self._steady:
+                    watcher.close()
         return set() if fd is None else {fd}
 
-    return wait_readable
+    def _arm(self, timeout: float) -> None:
+        """Make sure a timer fires ``timeout`` seconds from now, or earlier."""
+        due = time.monotonic() + timeout
+        if self._timer_due <= due:
+            return  # the running timer comes first: at worst, an early wake
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+        self._timer = self._loop.timer(max(0.0, timeout))
+        self._timer.start(self._time_up)
+        self._timer_due = due  # libev counts from its cached time, never ahead of ours
+
+    def _time_up(self) -> None:
+        """The timer fired (in the hub): end the wait under way, if there is one."""
+        self._timer_due = math.inf
+        if self._waiter is not None:
+            self._waiter.switch(None)
+
+    def close(self) -> None:
+        """Stop and free every watcher; the poller is not used again."""
+        for watcher in self._steady.values():
+            watcher.close()
+        self._steady.clear()
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+        self._timer_due = math.inf
 
 
 def _wrap_tls(sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
@@ -161,17 +219,15 @@ class GeventEngine(Engine):
         hub.NOT_ERROR = (*hub.NOT_ERROR, _AcceptPaused)
         self._run_blocking: Callable[[Callable[[], Any]], Any] = (
             lambda func: hub.threadpool.apply(_capture, (func,)).unwrap())
-        self._wait = _waiter_on(hub)
+        self._hub = hub
+        self._open_poller = partial(HubPoller, hub)  # one per connection, closed by it
         # Made after patching: its locks, events and threads are gevent's.
         self._connections = Connections()
         udp_stop = ShutdownNotice()
         servers = [_StreamServer(listener.sock, partial(self._handle, listener.endpoint))
                    for listener in listeners if listener.kind == "tcp"]
-        datagram_greenlets = [
-            gevent.spawn(serve_datagrams, listener, udp_stop, self.name, self._run_blocking,
-                         self._wait)
-            for listener in listeners if listener.kind == "udp"
-        ]
+        datagram_greenlets = [gevent.spawn(self._serve_datagrams, listener, udp_stop)
+                              for listener in listeners if listener.kind == "udp"]
         try:
             for server in servers:
                 server.start()
@@ -202,6 +258,14 @@ class GeventEngine(Engine):
             wait_read(stop.fileno())
             stop.drain()
 
+    def _serve_datagrams(self, listener: Listener, stop: ShutdownNotice) -> None:
+        """One UDP listener's greenlet."""
+        poller = HubPoller(self._hub, [listener.sock.fileno(), stop.fileno()])
+        try:
+            serve_datagrams(listener, stop, self.name, self._run_blocking, poller.wait)
+        finally:
+            poller.close()
+
     def _handle(self, endpoint: Endpoint, sock: socket.socket, address: Any) -> None:
         """One connection's greenlet (spawned by the StreamServer)."""
         if len(self._connections) >= self.limits.max_connections:
@@ -211,7 +275,7 @@ class GeventEngine(Engine):
             transport = BlockingTransport(
                 sock, endpoint.factory(), self.limits, engine=self.name, ssl_context=endpoint.ssl,
                 spawn=self._connections.start, run_blocking=self._run_blocking,
-                wrap_tls=_wrap_tls, wait=self._wait, cooperative=True,
+                wrap_tls=_wrap_tls, open_poller=self._open_poller, cooperative=True,
                 own_timeouts=endpoint.own_timeouts)
         except Exception:
             log.exception("%s: could not build the %s protocol", peer_label(sock), endpoint.service)
