@@ -31,7 +31,7 @@ from functools import partial
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ionet.core.buffer import WOULD_BLOCK, WriteBuffer, file_region
-from ionet.core.engines.base import DISCONNECTED_ERRNOS, RECV_SIZE, peer_label, tune_accepted
+from ionet.core.engines.base import DISCONNECTED_ERRNOS, peer_label, tune_accepted
 from ionet.core.engines.reactor_channels import Connector, DataAcceptor
 from ionet.core.engines.reactor_events import READ, WRITE, Handler
 from ionet.core.protocol import DataChannel, Outcome, Protocol, TimerHandle, Transport
@@ -114,14 +114,16 @@ class SocketTransport(Transport, Handler):
     # -- readiness events ---------------------------------------------------
 
     def handle_read(self) -> None:
+        buffer = self.engine.read_buffer  # shared by the loop's connections
         try:
-            data = self.sock.recv(RECV_SIZE)
+            size = self.sock.recv_into(buffer)
         except WOULD_BLOCK:
             return
         except OSError as exc:
             self._connection_broken(exc)
             return
-        if data:
+        if size:
+            data = buffer[:size].tobytes()  # the protocol's own copy
             self.heard_from_peer = True
             self.last_activity = self.engine.clock()
             try:
@@ -493,19 +495,21 @@ class TLSSocketTransport(SocketTransport):
             return
         sock = self.sock
         assert isinstance(sock, ssl.SSLSocket)
+        buffer = self.engine.read_buffer
         while self.reading and not self.closed:
             try:
-                data = sock.recv(RECV_SIZE)
+                size = sock.recv_into(buffer)
             except WOULD_BLOCK:
                 return
             except ssl.SSLZeroReturnError:
-                data = b""
+                size = 0
             except OSError as exc:
                 self._connection_broken(exc)
                 return
-            if not data:
+            if not size:
                 self._eof_received()
                 return
+            data = buffer[:size].tobytes()
             self.heard_from_peer = True
             self.last_activity = self.engine.clock()
             try:
