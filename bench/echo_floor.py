@@ -56,7 +56,7 @@ while True:
             continue
         conn = conns[fd]
         try:
-            data = conn.recv(262144)
+            data = conn.recv(65536)  # under glibc's mmap threshold (see reactor.py)
         except BlockingIOError:
             continue
         if data:
