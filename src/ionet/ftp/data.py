@@ -38,11 +38,10 @@ sits inside a send while the client does not read, and runs neither its
 timers nor queued calls until the send returns.  So each job keeps a
 progress count (:meth:`Job.progress`), the control connection looks at it
 once per ``data_timeout``, and when it has not moved, aborts the data
-connection directly (:meth:`DataConnection.abort`).  ``abort`` (on a data
-timeout, ABOR, or the control connection's end) is the one call that crosses
-without ``call_soon_threadsafe``, because it is the one that must reach a
-thread stuck in a send (the blocking transports allow ``abort`` from any
-thread; on the loop engines both sides share one thread).
+connection directly (:meth:`DataConnection.abort`): ``abort`` is the one
+call that crosses without ``call_soon_threadsafe``, because it is the one
+that must reach a thread stuck in a send (the blocking transports allow
+``abort`` from any thread; on the loop engines both sides share one thread).
 Progress must be visible for that, so a download never hands the engine
 more than a piece at a time (:class:`FileSender`).  This side times only
 the wait for a transfer command.

@@ -103,13 +103,13 @@ class TransferCommands(ControlCore):
         if slot.channel is not None:
             slot.channel.close()
         if slot.transport is not None and slot.conn is not None:
-            slot.conn.abort()  # directly: it must reach a thread stuck in a send (data.py)
+            slot.transport.call_soon_threadsafe(slot.conn.abort)
         if slot.job is not None:
             slot.job.abandon()  # unless the data side runs it: then our abort ends it
 
     def _data_connected(self, slot: DataSlot, conn: DataConnection, transport: Transport) -> None:
         if slot is not self.slot or self.closing:
-            conn.abort()
+            transport.call_soon_threadsafe(conn.abort)
             return
         slot.conn, slot.transport = conn, transport
         if slot.job is not None and not slot.dispatched:
@@ -351,7 +351,7 @@ class TransferCommands(ControlCore):
         slot = self.slot
         transfer.abort_requested = True
         if slot is not None and slot.conn is not None and slot.transport is not None:
-            slot.conn.abort()  # directly, even mid-send (data.py); finished() replies
+            slot.transport.call_soon_threadsafe(slot.conn.abort)  # finished() replies
             return
         self._drop_slot()  # not connected yet: nothing will report back
         self._end_transfer(TransferResult(False, False, aborted=True))
