@@ -130,3 +130,30 @@ def test_a_slow_download_that_keeps_moving_is_not_cut(site: Site, engine_name: s
         assert received == payload
         assert ftp.sendcmd("NOOP").startswith("200")
         ftp.quit()
+
+
+def test_abor_ends_a_stalled_download_at_once(site: Site, engine: str) -> None:
+    """ABOR reaches a download whose thread is stuck in a send (blocking
+    engines) as promptly as a loop engine's: 426 for the transfer, then 226
+    (RFC 959), with the data timeout far away."""
+    with open(site.root / "big.bin", "wb") as file:
+        file.truncate(STALLED_SIZE)
+    with ftp_server(site, engine, "--data-timeout", "120", *ENGINE_LIMITS) as server:
+        ftp = login(server)
+        data = open_stalled_download(ftp, "big.bin")
+        try:
+            assert ftp.sock is not None
+            ftp.sock.sendall(b"ABOR\r\n")
+            ftp.sock.settimeout(CUT_WITHIN)
+            try:
+                replies = [ftp.getline(), ftp.getline()]
+            except TimeoutError:
+                raise AssertionError(f"no answer to ABOR within {CUT_WITHIN}s") from None
+            assert replies[0].startswith("426"), replies
+            assert replies[1].startswith("226"), replies
+            assert read_to_the_end(data, time.monotonic() + TIMEOUT) < STALLED_SIZE
+        finally:
+            data.close()
+        ftp.sock.settimeout(TIMEOUT)
+        assert ftp.sendcmd("NOOP").startswith("200")
+        ftp.quit()

@@ -351,9 +351,18 @@ class TransferCommands(ControlCore):
         slot = self.slot
         transfer.abort_requested = True
         if slot is not None and slot.conn is not None and slot.transport is not None:
-            slot.transport.call_soon_threadsafe(slot.conn.abort)  # finished() replies
-            return
-        self._drop_slot()  # not connected yet: nothing will report back
+            job = slot.job
+            if job is None or not job.claim():
+                # The data side runs the job: abort directly, which reaches a
+                # blocking engine's thread even inside a send (data.py); the
+                # end of the connection reports back, and finished() replies.
+                slot.conn.abort()
+                return
+            # Claimed here first: the data side will never start it
+            # (DataConnection.start checks the claim), so it ends here.
+            job.discard()
+            slot.job = None
+        self._drop_slot()  # nothing running will report back
         self._end_transfer(TransferResult(False, False, aborted=True))
 
     # -- transfers -------------------------------------------------------------------------
