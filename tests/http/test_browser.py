@@ -259,7 +259,10 @@ def test_static_site(browser: Any, engine: str, site: Path, tmp_path: Path) -> N
                             "GET /app.js HTTP/1.1 304"} <= set(logged(access_log, before)),
                    message="the files revalidated")
         sent = logged(access_log, before)
-        assert sent[0] == "GET / HTTP/1.1 304", sent
+        # The page itself was revalidated too.  (Not necessarily logged first:
+        # on the thread and fork engines each connection logs when its own
+        # response ends, and Chromium uses several connections.)
+        assert "GET / HTTP/1.1 304" in sent, sent
         assert all(line.endswith(" 304") for line in sent), sent
 
         # The folder: "sub" redirects to "sub/" (so its links resolve), then is listed.
