@@ -38,10 +38,11 @@ sits inside a send while the client does not read, and runs neither its
 timers nor queued calls until the send returns.  So each job keeps a
 progress count (:meth:`Job.progress`), the control connection looks at it
 once per ``data_timeout``, and when it has not moved, aborts the data
-connection directly (:meth:`DataConnection.abort`): ``abort`` is the one
-call that crosses without ``call_soon_threadsafe``, because it is the one
-that must reach a thread stuck in a send (the blocking transports allow
-``abort`` from any thread; on the loop engines both sides share one thread).
+connection directly (:meth:`DataConnection.abort`).  ``abort`` (on a data
+timeout, or an ABOR once the data side has claimed the job) is the one call
+that crosses without ``call_soon_threadsafe``, because it is the one that
+must reach a thread stuck in a send (the blocking transports allow ``abort``
+from any thread; on the loop engines both sides share one thread).
 Progress must be visible for that, so a download never hands the engine
 more than a piece at a time (:class:`FileSender`).  This side times only
 the wait for a transfer command.
@@ -319,9 +320,9 @@ class DataConnection(Protocol):
     def abort(self) -> None:
         """ABOR, or the control connection went away: drop the connection now.
 
-        Also called directly from the control side, on a data timeout (see
-        the module doc): it only sets a flag and calls the transport's
-        ``abort``, which may come from any thread.
+        Also called directly from the control side, on a data timeout or an
+        ABOR of a running job (see the module doc): it only sets a flag and
+        calls the transport's ``abort``, which may come from any thread.
         """
         if not self.lost and self.transport is not None:
             self.aborted = True

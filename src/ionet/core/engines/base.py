@@ -53,7 +53,10 @@ DISCONNECTED_ERRNOS = frozenset(
 #: How long to stop accepting after EMFILE before trying again (seconds).
 ACCEPT_BACKOFF = 0.1
 
-#: Bytes asked of recv() at a time.
+#: The size of a loop engine's one read buffer, which every connection of the
+#: loop reads into (``recv_into``) before copying out what came.  Not a size
+#: to pass to ``recv(n)``: that allocates ``n`` bytes per call, and glibc
+#: serves 128 KiB or more with ``mmap`` (see ``blocking.READ_SIZE``).
 RECV_SIZE = 256 * 1024
 
 
