@@ -833,9 +833,7 @@ class _FrameReader:
             if remaining <= 0:
                 raise TimeoutError("no reply in time")
             self.sock.settimeout(remaining)
-            # 64 KiB: a recv(n) allocates n bytes first, and glibc maps 128 KiB
-            # or more with mmap, per call (see core/engines/blocking.py).
-            data = self.sock.recv(64 * 1024)
+            data = self.sock.recv(256 * 1024)
             if not data:
                 raise EOFError("the framework closed the connection")
             self.received = True
