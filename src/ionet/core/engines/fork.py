@@ -24,7 +24,14 @@ Like CPython's ``socketserver.ForkingMixIn``, whose habits this follows:
   pipe (the same trick as ``supervisor.py``); a periodic timeout backs it up.
   ``waitpid(-1)`` collects *any* child, so the engine must own this process's
   children: do not run it next to other code that waits for its own children;
-* the number of children is capped (``max_connections``); beyond, refuse.
+* the number of children is capped (``max_connections``); beyond, refuse;
+* SIGINT and SIGTERM are blocked across ``fork``.  A child starts with its
+  parent's Python signal handlers, and until it sets its own, a SIGTERM
+  would run the parent's handler on the child's copy of the parent's stop
+  latch, which nothing in the child watches: the child would serve on until
+  SIGKILL.  Blocked, the signal waits; the child unblocks it once its own
+  dispositions are set, and a pending one lands on those (as
+  ``supervisor.py`` does for its workers).
 
 What it costs: a ``fork`` per connection (copying page tables: a fraction
 of a millisecond for a small Python process, more for a big one) and a
@@ -74,7 +81,7 @@ from ionet.core.engines.blocking_connections import Connections, accept_pending
 from ionet.core.engines.blocking_udp import DatagramSet
 from ionet.core.engines.blocking_wait import ShutdownNotice
 from ionet.core.listeners import Listener
-from ionet.core.stop import StopSignal
+from ionet.core.stop import STOP_SIGNALS, StopSignal
 
 log = logging.getLogger("ionet.engine")
 
@@ -148,19 +155,28 @@ class ForkEngine(Engine):
             if len(self.children) >= self.limits.max_connections:
                 refuse(sock, endpoint.busy_reply)
                 return
+        # Blocked across fork (see the module doc); pending ones wait, not lost.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             pid = os.fork()
+            if pid == 0:
+                self._child_main(sock, endpoint, mask)  # never returns
         except OSError as exc:  # EAGAIN: the process limit; ENOMEM
             log.warning("refusing a connection: fork failed: %s", exc)
             refuse(sock, endpoint.busy_reply)
             return
-        if pid == 0:
-            self._child_main(sock, endpoint)  # never returns
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.children[pid] = time.monotonic()
         sock.close()  # the child has its own copy; ours would keep the connection open
 
-    def _child_main(self, sock: socket.socket, endpoint: Endpoint) -> None:
-        """The child: serve one connection, then exit without returning."""
+    def _child_main(self, sock: socket.socket, endpoint: Endpoint,
+                    mask: set[signal.Signals]) -> None:
+        """The child: serve one connection, then exit without returning.
+
+        Starts with SIGINT/SIGTERM blocked; ``mask`` is the signal mask to
+        restore once the child's own dispositions are set.
+        """
         status = 1
         try:
             # The parent decides when to stop: Ctrl-C in a terminal reaches the
@@ -169,6 +185,7 @@ class ForkEngine(Engine):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGTERM lands now
             self._stop.close()  # our copy of the parent's pipe (and its wakeup fd)
             for listener in self._listeners:
                 listener.close()
