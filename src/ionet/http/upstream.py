@@ -728,9 +728,14 @@ class BlockingPool:
         self._lock = threading.Lock()
         self._idle: list[socket.socket] = []
 
-    def _take(self) -> tuple[socket.socket, bool]:
-        """An idle socket that still looks alive, else a new one.  (socket, reused)."""
-        while True:
+    def _take(self, fresh: bool = False) -> tuple[socket.socket, bool]:
+        """An idle socket that still looks alive, else a new one.  (socket, reused).
+
+        ``fresh``: skip the idle ones (the retry after a stale one: when the
+        framework restarts, every idle socket is stale, and one that still
+        looks alive may be closing as we send on it).
+        """
+        while not fresh:
             with self._lock:
                 sock = self._idle.pop() if self._idle else None
             if sock is None:
@@ -755,9 +760,9 @@ class BlockingPool:
         """Make the exchange now, in the calling thread of control, and answer the client."""
         handler = self.handler
         deadline = time.monotonic() + handler.timeout
-        for _ in range(2):
+        for attempt in range(2):
             try:
-                sock, reused = self._take()
+                sock, reused = self._take(fresh=attempt > 0)
             except OSError as exc:
                 handler.report(False, f"cannot connect: {exc}")
                 exchange.fail(504 if isinstance(exc, socket.timeout) else 502)
