@@ -838,7 +838,7 @@ class _FrameReader:
             if remaining <= 0:
                 raise TimeoutError("no reply in time")
             self.sock.settimeout(remaining)
-            data = self.sock.recv(256 * 1024)
+            data = self.sock.recv(64 * 1024)
             if not data:
                 raise EOFError("the framework closed the connection")
             self.received = True
