@@ -169,6 +169,37 @@ def test_lftp_mirror_and_pget(served: tuple[Site, ServerProcess], tmp_path: Path
     assert not site.temporaries()
 
 
+@pytest.mark.skipif(shutil.which("lftp") is None, reason="lftp is not installed")
+def test_lftp_mirror_keeps_times_and_modes(
+        served: tuple[Site, ServerProcess], tmp_path: Path) -> None:
+    """``mirror -R`` sets each file's time (MFMT) and mode (SITE CHMOD), as it
+    does against vsftpd or pyftpdlib: without them the copies carry the
+    upload's time and the umask's mode, and lftp prints an error per file."""
+    site, server = served
+    host, port = server.address("tcp")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    files = {tree / "old.txt": 0o640, tree / "sub" / "script.sh": 0o750}
+    for index, (path, mode) in enumerate(files.items()):
+        path.write_bytes(b"content %d\n" % index)
+        path.chmod(mode)
+        os.utime(path, (1_500_000_000 + index, 1_500_000_000 + index))
+    script = "; ".join(["set cmd:fail-exit yes", "set net:max-retries 1", "set net:timeout 15",
+                        "set ftp:ssl-allow no", f"mirror -R -v {tree} up", "quit"])
+    argv = ["lftp", "-u", f"alice,{password('alice')}", "-p", str(port), "-e", script, host]
+    first = run(argv)
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    assert first.stdout.count("Transferring file") == 2, first.stdout
+    for path, mode in files.items():
+        there = site.root / "up" / path.relative_to(tree)
+        assert there.read_bytes() == path.read_bytes()
+        assert there.stat().st_mtime == path.stat().st_mtime
+        assert there.stat().st_mode & 0o777 == mode
+    second = run(argv)
+    assert second.returncode == 0 and second.stderr == "", second.stderr
+    assert "Transferring" not in second.stdout, second.stdout
+
+
 def test_ftps_with_ftplib_curl_and_lftp(site: Site, engine: str, tls_files: tuple[Path, Path],
                                         tmp_path: Path) -> None:
     cert, key = tls_files

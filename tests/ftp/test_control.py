@@ -245,6 +245,8 @@ NEEDS = {
     "f": ["RNFR hello.txt"],
     "m": ["MKD newdir"],
     "w": ["STOR new.txt", "STOU"],
+    "M": ["SITE CHMOD 640 hello.txt"],
+    "T": ["MFMT 20200102030405 hello.txt"],
 }
 
 
@@ -273,6 +275,8 @@ def test_every_permission_letter(site: Site, letter: str) -> None:
     "SIZE leak", "MDTM leak", "DELE leak/..", "MKD ../evil", "MKD leakdir/evil",
     "RNFR ../outside/secret.txt", "STOR ../evil.txt", "STOR leakdir/evil.txt",
     "APPE leak", "MLST leak", "HASH leak", "RMD leakdir/..",
+    "MFMT 20200102030405 leak", "MFMT 20200102030405 ../outside/secret.txt",
+    "SITE CHMOD 777 leak", "SITE CHMOD 777 leakdir", "SITE CHMOD 600 ../outside/secret.txt",
 ])
 def test_paths_outside_the_home_are_refused(session: Session, site: Site, command: str) -> None:
     session.login()
@@ -500,6 +504,32 @@ def test_feat_help_stat_opts(session: Session) -> None:
     assert session.send("TYPE E").startswith("504")
     assert session.send("MODE B").startswith("504") and session.send("MODE S").startswith("200")
     assert session.send("STRU R").startswith("504") and session.send("STRU F").startswith("200")
+
+
+def test_mfmt_site_chmod_and_allo(session: Session, site: Site) -> None:
+    assert " MFMT" in session.send("FEAT")
+    session.login()
+    hello = site.root / "hello.txt"
+    atime = hello.stat().st_atime
+    assert session.send("MFMT 20200102030405 hello.txt") == \
+        "213 Modify=20200102030405; /hello.txt\r\n"
+    assert hello.stat().st_mtime == 1_577_934_245  # UTC
+    assert hello.stat().st_atime == atime  # only the modification time
+    assert session.send("MDTM hello.txt") == "213 20200102030405\r\n"
+    assert session.send("MFMT 20200102030405 sub").startswith("213")  # folders too
+    for bad in ("MFMT 2020 hello.txt", "MFMT 20201302030405 hello.txt", "MFMT hello.txt",
+                "MFMT 20200102030405"):
+        assert session.send(bad).startswith("501"), bad
+    assert session.send("MFMT 20200102030405 missing.txt").startswith("550")
+    assert session.send("SITE CHMOD 600 hello.txt") == "200 SITE CHMOD successful.\r\n"
+    assert hello.stat().st_mode & 0o7777 == 0o600
+    for bad in ("SITE CHMOD 4755 hello.txt", "SITE CHMOD 1777 sub", "SITE CHMOD 9 hello.txt",
+                "SITE CHMOD u+x hello.txt", "SITE CHMOD 644"):
+        assert session.send(bad).startswith("501"), bad
+    assert hello.stat().st_mode & 0o7777 == 0o600  # setuid, setgid and sticky: never
+    assert session.send("SITE HELP").startswith("214-")
+    assert session.send("SITE UTIME x").startswith("500")
+    assert session.send("ALLO 1000").startswith("202")
 
 
 def test_users_file_changes_are_picked_up(session: Session, site: Site) -> None:

@@ -6,7 +6,7 @@ user have.  Accounts live in a users file, JSON or TOML, that
 ``ionet ftp adduser`` writes::
 
     {"users": {"alice": {"password": "$argon2id$v=19$...", "home": "alice",
-                         "perm": "elradfmw"}}}
+                         "perm": "elradfmwMT"}}}
 
 Passwords are stored only as argon2id hashes (``argon2-cffi``), never in
 plain text, and never logged.  A relative ``home`` is taken under the
@@ -18,6 +18,12 @@ Permission letters are pyftpdlib's:
     l  list (LIST, NLST, MLSD, MLST, STAT)  f  rename (RNFR, RNTO)
     r  retrieve (RETR)                  m  make directories (MKD)
     a  append (APPE)                    w  store (STOR, STOU)
+    M  change mode (SITE CHMOD)         T  change modification time (MFMT)
+
+The last two let mirroring clients (``lftp mirror -R``, FileZilla, WinSCP)
+keep each file's permissions and time, so a second mirror finds nothing to
+send.  A users file written before they existed ("elradfmw") keeps its
+meaning: those users may not change modes or times.
 
 Anonymous users ("anonymous" or "ftp", any password) are refused unless the
 server enables them, and then get read-only permissions ("elr").
@@ -51,7 +57,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 log = logging.getLogger("ionet.ftp")
 
 #: Every permission letter, in pyftpdlib's order.
-PERMS = "elradfmw"
+PERMS = "elradfmwMT"
 #: What an anonymous user may do: look and download.
 ANONYMOUS_PERMS = "elr"
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})

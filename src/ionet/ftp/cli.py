@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                          help="home folder; relative to the served root (default: the root)")
     adduser.add_argument("--perm", default=PERMS,
                          help=f"permission letters (default: {PERMS}): e cd, l list, r download, "
-                              "a append, d delete, f rename, m mkdir, w upload")
+                              "a append, d delete, f rename, m mkdir, w upload, M chmod, "
+                              "T set times")
     adduser.set_defaults(handler=run_adduser)
 
     client = commands.add_parser(

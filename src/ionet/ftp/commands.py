@@ -36,6 +36,7 @@ class Command:
 C = Command
 COMMANDS: dict[str, Command] = {
     "ABOR": C("", True, False, "Syntax: ABOR (abort transfer).", during_transfer=True),
+    "ALLO": C("", True, None, "Syntax: ALLO <SP> bytes (noop; allocate storage)."),
     "APPE": C("a", True, True, "Syntax: APPE <SP> file-name (append data to file)."),
     "AUTH": C("", False, True, "Syntax: AUTH <SP> TLS (set up secure control channel)."),
     "CDUP": C("e", True, False, "Syntax: CDUP (go to parent directory)."),
@@ -48,6 +49,8 @@ COMMANDS: dict[str, Command] = {
     "HELP": C("", False, None, "Syntax: HELP [<SP> cmd] (show help)."),
     "LIST": C("l", True, None, "Syntax: LIST [<SP> [-a] path] (list files)."),
     "MDTM": C("l", True, True, "Syntax: MDTM [<SP> path] (file last modification time)."),
+    "MFMT": C("T", True, True,
+              "Syntax: MFMT <SP> YYYYMMDDHHMMSS <SP> path (set modification time)."),
     "MKD": C("m", True, True, "Syntax: MKD <SP> path (create directory)."),
     "MLSD": C("l", True, None, "Syntax: MLSD [<SP> path] (list directory)."),
     "MLST": C("l", True, None, "Syntax: MLST [<SP> path] (show information about path)."),
@@ -67,6 +70,7 @@ COMMANDS: dict[str, Command] = {
     "RMD": C("d", True, True, "Syntax: RMD <SP> dir-name (remove directory)."),
     "RNFR": C("f", True, True, "Syntax: RNFR <SP> file-name (rename (source name))."),
     "RNTO": C("f", True, True, "Syntax: RNTO <SP> file-name (rename (destination name))."),
+    "SITE": C("", True, True, "Syntax: SITE <SP> site-command (SITE HELP for the list)."),
     "SIZE": C("l", True, True, "Syntax: SIZE <SP> file-name (get file size)."),
     "STAT": C("l", False, None, "Syntax: STAT [<SP> path name] (server stats [list files]).",
               during_transfer=True),

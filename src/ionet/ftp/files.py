@@ -3,7 +3,8 @@
 PWD, CWD and CDUP; the listings (LIST, NLST and MLSD over a data
 connection, MLST and STAT on the control connection); file facts (SIZE,
 MDTM, HASH, the last computed off the loop); and changes (DELE, MKD, RMD,
-RNFR/RNTO).  Every path goes through the session's
+RNFR/RNTO, and MFMT and SITE CHMOD, with which mirroring clients keep a
+file's time and mode).  Every path goes through the session's
 :class:`~ionet.ftp.fs.VirtualFS`, so nothing outside the user's home is
 reachable; its :class:`~ionet.ftp.fs.FSError` becomes the reply.
 """
@@ -24,6 +25,7 @@ from ionet.ftp.fs import (
     format_nlst,
     mdtm,
     os_error,
+    parse_time_val,
 )
 from ionet.ftp.transfers import TransferCommands
 
@@ -158,6 +160,48 @@ class FileCommands(TransferCommands):
         except OSError as exc:
             raise os_error(exc, vpath) from None
         self._reply(250, "File removed.")
+
+    def ftp_MFMT(self, arg: str) -> None:
+        """Set a file's (or folder's) modification time; the access time stays."""
+        timeval, _, path = arg.partition(" ")
+        if not path:
+            raise FSError("Syntax error: MFMT needs a time and a path.", 501)
+        when = parse_time_val(timeval)
+        vpath, fspath, st = self._vfs().stat(path)
+        try:
+            os.utime(fspath, (st.st_atime, when))
+        except OSError as exc:
+            raise os_error(exc, vpath) from None
+        self._reply(213, f"Modify={timeval}; {vpath}")
+
+    def ftp_SITE(self, arg: str) -> None:
+        name, _, rest = arg.partition(" ")
+        name = name.upper()
+        if name == "HELP":
+            self._reply_multi(214, "The following SITE commands are recognized:",
+                              [" CHMOD HELP"], "Help SITE command successful.")
+        elif name == "CHMOD":
+            self._site_chmod(rest)
+        else:
+            self._reply(500, "Unknown SITE command (SITE HELP lists them).")
+
+    def _site_chmod(self, arg: str) -> None:
+        """``SITE CHMOD mode path``: permission bits only, never setuid/setgid/sticky."""
+        if not (self.user and self.user.can("M")):
+            self._reply(550, "Not enough privileges (SITE CHMOD needs permission 'M').")
+            return
+        mode_text, _, path = arg.strip().partition(" ")
+        if not path or not mode_text.isdigit() or set(mode_text) - set("01234567"):
+            raise FSError("Syntax error: SITE CHMOD needs an octal mode and a path.", 501)
+        mode = int(mode_text, 8)
+        if mode > 0o777:
+            raise FSError("Only permission bits (up to 777) may be set.", 501)
+        vpath, fspath, _ = self._vfs().stat(path)
+        try:
+            os.chmod(fspath, mode)
+        except OSError as exc:
+            raise os_error(exc, vpath) from None
+        self._reply(200, "SITE CHMOD successful.")
 
     def ftp_MKD(self, arg: str) -> None:
         vpath, fspath = self._vfs().resolve(arg)

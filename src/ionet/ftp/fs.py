@@ -24,9 +24,11 @@ programs read).  Times are UTC, month names English whatever the locale.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import os
 import posixpath
+import re
 import stat
 import tempfile
 import time
@@ -279,6 +281,26 @@ def format_nlst(entries: Iterable[Entry]) -> str:
 def mdtm(mtime: float) -> str:
     """A time as ``YYYYMMDDHHMMSS`` in UTC (MDTM, MLST ``modify``)."""
     return time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime))
+
+
+_TIME_VAL = re.compile(r"(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(?:\.(\d{1,9}))?")
+
+
+def parse_time_val(text: str) -> float:
+    """RFC 3659's ``time-val`` (``YYYYMMDDHHMMSS[.sss]``, UTC) as a POSIX time.
+
+    Raises:
+        FSError (501): not such a time, or not a real date ("20230230...").
+    """
+    match = _TIME_VAL.fullmatch(text)
+    if match is None:
+        raise FSError(f"Not a time: {text[:40]!r}; use YYYYMMDDHHMMSS (UTC).", 501)
+    *fields, fraction = match.groups()
+    try:
+        when = datetime.datetime(*map(int, fields), tzinfo=datetime.timezone.utc)
+    except ValueError as exc:
+        raise FSError(f"Not a time: {text!r} ({exc}).", 501) from None
+    return when.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
 def format_mlsx(name: str, st: os.stat_result, facts: Iterable[str], perms: str,

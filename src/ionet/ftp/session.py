@@ -153,7 +153,7 @@ class SessionCommands(ControlCore):
         self._reply(215, "UNIX Type: L8")
 
     def ftp_FEAT(self, arg: str) -> None:
-        features = [" EPRT", " EPSV", " HASH SHA-256*", " MDTM",
+        features = [" EPRT", " EPSV", " HASH SHA-256*", " MDTM", " MFMT",
                     " MLST " + "".join(f"{f}{'*' if f in self.facts else ''};" for f in ALL_FACTS),
                     " REST STREAM", " SIZE", " TVFS", " UTF8"]
         if self.settings.tls is not None:
@@ -177,6 +177,11 @@ class SessionCommands(ControlCore):
 
     def ftp_NOOP(self, arg: str) -> None:
         self._reply(200, "I successfully did nothing.")
+
+    def ftp_ALLO(self, arg: str) -> None:
+        # RFC 959: a server that needs no reservation treats ALLO as a NOOP;
+        # some clients send it before every STOR.
+        self._reply(202, "No storage allocation necessary.")
 
     def ftp_HELP(self, arg: str) -> None:
         if arg:
