@@ -87,6 +87,35 @@ def test_cpu_meter_counts_a_child_that_ends_inside_the_block() -> None:
     assert 0.2 < meter.seconds < 5.0
 
 
+def test_cpu_meter_counts_threads_that_end_inside_the_block() -> None:
+    import subprocess
+    import sys
+
+    from ionet.bench.cpu import CpuMeter
+
+    # A thread per "connection", as the thread engine has: each burns ~0.1 s
+    # of CPU and ends; the process lives on with its main thread asleep.
+    code = ("import sys, threading, time\n"
+            "def burn():\n"
+            "    end = time.thread_time() + 0.1\n"
+            "    while time.thread_time() < end: pass\n"
+            "sys.stdin.readline()\n"
+            "for _ in range(4):\n"
+            "    t = threading.Thread(target=burn); t.start(); t.join()\n"
+            "sys.stdout.write('done\\n'); sys.stdout.flush(); sys.stdin.read()\n")
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        with CpuMeter(process.pid) as meter:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+            assert process.stdout.readline() == "done\n"
+    finally:
+        process.communicate("")
+    assert 0.3 < meter.seconds < 5.0
+
+
 def _children(pid: int) -> list[str]:
     with open(f"/proc/{pid}/task/{pid}/children") as file:
         return file.read().split()

@@ -9,7 +9,9 @@ A server may be one process with threads (ionet, pyftpdlib) or fork a
 process per session (vsftpd), so the whole tree under a pid is counted:
 
 * live threads, from ``/proc/PID/task/TID/schedstat`` (run time in
-  nanoseconds; falls back to ``utime + stime`` in ticks where absent);
+  nanoseconds; falls back to ``utime + stime`` in ticks where absent), or
+  the process's ``utime + stime`` (ticks) where that is more: it includes
+  threads that have ended;
 * children that have exited and been reaped, from ``cutime + cstime`` of
   their parent's ``/proc/PID/stat`` (ticks).  A reaped child's time moves
   into its parent's counters, so nothing is counted twice.
@@ -36,20 +38,29 @@ def _stat_fields(path: str) -> list[bytes]:
 
 
 def _thread_seconds(pid: int) -> float:
-    total = 0.0
+    """CPU seconds of process ``pid``'s own threads, the ended ones included.
+
+    The live threads' ``schedstat`` is exact, but a thread that has ended is
+    gone from ``task/``: a thread-per-connection server (the thread engine,
+    a fork child's data threads) would seem to cost almost nothing.  The
+    process's own ``utime + stime`` keeps every thread's time, ended or not,
+    in ticks; the larger of the two is the answer.
+    """
+    live = 0.0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as file:
-                total += int(file.read().split()[0]) / 1e9
+                live += int(file.read().split()[0]) / 1e9
         except FileNotFoundError:
             try:
                 fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
             except OSError:
                 continue  # the thread ended meanwhile
-            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+            live += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    return max(live, (int(fields[11]) + int(fields[12])) / _TICK)  # every thread's utime, stime
 
 
 def _children() -> dict[int, list[int]]:
