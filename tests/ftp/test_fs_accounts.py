@@ -149,3 +149,19 @@ def test_adduser_reads_the_password_from_stdin(tmp_path: Path) -> None:
                           str(users), "--perm", "q"], input="pw\n", capture_output=True,
                          text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "unknown permission" in bad.stderr
+
+
+def test_per_address_limits_warn_when_processes_do_not_share_them() -> None:
+    import argparse
+
+    from ionet.ftp.cli import per_process_warning
+
+    def args(engine: str, workers: int = 1, max_per_ip: int = 0) -> argparse.Namespace:
+        return argparse.Namespace(engine=engine, workers=workers, max_per_ip=max_per_ip)
+
+    assert per_process_warning(args("epoll")) is None
+    assert per_process_warning(args("thread", max_per_ip=3)) is None
+    fork = per_process_warning(args("fork", max_per_ip=3))
+    assert fork is not None and "--max-per-ip" in fork and "fork engine" in fork
+    workers = per_process_warning(args("epoll", workers=4))
+    assert workers is not None and "4 workers" in workers and "--max-per-ip" not in workers

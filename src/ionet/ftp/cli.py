@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from ionet.serve_options import (
 )
 
 USERS_FILE = "ftp-users.json"
+
+log = logging.getLogger("ionet.ftp")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -164,8 +167,30 @@ def server_from_args(args: argparse.Namespace) -> FtpServer:
         raise UserError(f"cannot use the root folder {root}: {exc.strerror}") from None
 
 
+def per_process_warning(args: argparse.Namespace) -> str | None:
+    """What the per-address limits cannot do with more than one process, if anything.
+
+    ``--max-per-ip`` and the failed-login ban are counted in the server's
+    memory, which every process has its own copy of: with the fork engine
+    (a process per connection, as vsftpd) a count never reaches 2, and with
+    ``--workers N`` each worker counts only its own connections.  The
+    per-connection parts still hold: the delay after a failed login, and the
+    close after three failures.
+    """
+    if args.engine != "fork" and args.workers <= 1:
+        return None
+    what = ["failed-login bans"] + (["--max-per-ip"] if args.max_per_ip > 0 else [])
+    where = ("the fork engine serves each connection in a process of its own"
+             if args.engine == "fork" else f"each of the {args.workers} workers counts its own")
+    return (f"{' and '.join(what)} count per process, and {where}; "
+            "run one process of a loop or thread engine where they matter")
+
+
 def run_serve(args: argparse.Namespace) -> int:
     server = server_from_args(args)
+    warning = per_process_warning(args)
+    if warning is not None:
+        log.warning("%s", warning)
     # The endpoint keeps its own time (FtpServer.endpoints): the engine's
     # idle and first-bytes timeouts leave FTP connections alone.
     endpoints = server.endpoints(args.host, args.port)
