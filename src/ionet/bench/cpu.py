@@ -38,14 +38,7 @@ def _stat_fields(path: str) -> list[bytes]:
 
 
 def _thread_seconds(pid: int) -> float:
-    """CPU seconds of process ``pid``'s own threads, the ended ones included.
-
-    The live threads' ``schedstat`` is exact, but a thread that has ended is
-    gone from ``task/``: a thread-per-connection server (the thread engine,
-    a fork child's data threads) would seem to cost almost nothing.  The
-    process's own ``utime + stime`` keeps every thread's time, ended or not,
-    in ticks; the larger of the two is the answer.
-    """
+    """CPU seconds of process ``pid``'s live threads (exact, from ``schedstat``)."""
     live = 0.0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -59,8 +52,19 @@ def _thread_seconds(pid: int) -> float:
             live += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
         except (OSError, ValueError, IndexError):
             continue
+    return live
+
+
+def _process_seconds(pid: int) -> float:
+    """CPU seconds of every thread process ``pid`` ever had, in ticks.
+
+    A thread that has ended is gone from ``task/``, so the live threads'
+    sum misses it: a thread-per-connection server (the thread engine, a
+    fork child's data threads) would seem to cost almost nothing.  The
+    process's own ``utime + stime`` keeps it, at the tick's precision.
+    """
     fields = _stat_fields(f"/proc/{pid}/stat")
-    return max(live, (int(fields[11]) + int(fields[12])) / _TICK)  # every thread's utime, stime
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _children() -> dict[int, list[int]]:
@@ -93,20 +97,21 @@ def tree_cpu(pid: int) -> float:
         try:
             fields = _stat_fields(f"/proc/{current}/stat")
             total += (int(fields[13]) + int(fields[14])) / _TICK  # cutime, cstime: reaped children
-            total += _thread_seconds(current)
+            total += max(_thread_seconds(current), _process_seconds(current))
         except (OSError, ValueError, IndexError):
             continue
     return total
 
 
-def _tree_threads(pid: int) -> dict[int, float]:
-    """CPU seconds of each live process under ``pid`` (its own threads only)."""
-    found: dict[int, float] = {}
+def _tree_threads(pid: int) -> dict[int, tuple[float, float]]:
+    """For each live process under ``pid``, its own threads' CPU seconds: the
+    live ones' exact sum, and every one's (ended too) in ticks."""
+    found: dict[int, tuple[float, float]] = {}
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
-            found[current] = _thread_seconds(current)
+            found[current] = (_thread_seconds(current), _process_seconds(current))
             for tid in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{tid}/children", "rb") as file:
                     pending.extend(int(child) for child in file.read().split())
@@ -129,8 +134,8 @@ class CpuMeter:
         self.pid = pid
         self.interval = interval
         self.seconds = 0.0
-        self._start: dict[int, float] = {}
-        self._last: dict[int, float] = {}
+        self._start: dict[int, tuple[float, float]] = {}
+        self._last: dict[int, tuple[float, float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -155,5 +160,8 @@ class CpuMeter:
         self._stop.set()
         self._thread.join()
         self._sample()
-        self.seconds = sum(seconds - self._start.get(pid, 0.0)
-                           for pid, seconds in self._last.items())
+        # Per process, the larger growth: the exact live-thread sum, unless
+        # threads that ended meanwhile took more (seen only in the ticks).
+        self.seconds = sum(max(live - start[0], ticks - start[1])
+                           for pid, (live, ticks) in self._last.items()
+                           for start in [self._start.get(pid, (0.0, 0.0))])
