@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from ionet.core.buffer import FileRegion, file_region
 from ionet.core.engines.aio_channels import AioDataChannel, address_label
 from ionet.core.engines.aio_sendfile import SendfilePump
-from ionet.core.engines.base import DISCONNECTED_ERRNOS, tune_accepted
+from ionet.core.engines.base import DISCONNECTED_ERRNOS, ENDED, tune_accepted
 from ionet.core.listeners import bind_first_free
 from ionet.core.protocol import DataChannel, Outcome, Protocol, TimerHandle, Transport
 
@@ -70,7 +70,7 @@ class AioConnection(asyncio.BufferedProtocol, Transport, SendfilePump):
         self.engine = engine
         self._loop = asyncio.get_running_loop()
         self._limits = engine.limits
-        self._factory = factory
+        self._factory: Callable[[], Protocol] | None = factory
         self._tls = tls
         self._busy_reply = busy_reply
         self._own_timeouts = own_timeouts
@@ -128,8 +128,9 @@ class AioConnection(asyncio.BufferedProtocol, Transport, SendfilePump):
         if not self._own_timeouts:
             first = [t for t in (limits.first_bytes_timeout, limits.idle_timeout) if t is not None]
             self._arm_idle_timer(min(first) if first else None)
+        factory, self._factory = self._factory, None  # used once; it may hold its creator
         try:
-            self._protocol = self._factory()
+            self._protocol = factory()
         except Exception as exc:
             log.error("%s: the protocol factory failed; closing the connection", self._peer(),
                       exc_info=exc)
@@ -187,6 +188,7 @@ class AioConnection(asyncio.BufferedProtocol, Transport, SendfilePump):
             self._protocol.connection_lost(exc or self._error)
         except Exception:
             log.exception("%s: connection_lost failed", self._peer())
+        self._protocol = ENDED  # no reference cycle left behind (see base.ENDED)
 
     def pause_writing(self) -> None:
         # asyncio's buffer passed the high-water mark -- unless we set the

@@ -33,6 +33,7 @@ from typing import ClassVar
 
 from ionet.core.config import Limits
 from ionet.core.listeners import Listener
+from ionet.core.protocol import Protocol
 from ionet.core.stop import StopSignal
 
 log = logging.getLogger("ionet.engine")
@@ -58,6 +59,15 @@ ACCEPT_BACKOFF = 0.1
 #: to pass to ``recv(n)``: that allocates ``n`` bytes per call, and glibc
 #: serves 128 KiB or more with ``mmap`` (see ``blocking.READ_SIZE``).
 RECV_SIZE = 256 * 1024
+
+#: What a transport points at once ``connection_lost`` has been delivered
+#: (asyncio's transports do the same: ``self._protocol = None``).  A
+#: protocol keeps its transport, so a transport that kept its protocol would
+#: leave a reference cycle behind every connection, freed only by Python's
+#: cyclic garbage collector: CPU on every collection, and pauses of tens of
+#: milliseconds for all the other connections when a full one runs.  A
+#: late event that reaches this one is ignored.
+ENDED = Protocol()
 
 
 class Engine(ABC):

@@ -64,7 +64,7 @@ from typing import IO, Any, TypeVar
 
 from ionet.core.buffer import file_region
 from ionet.core.config import Limits
-from ionet.core.engines.base import DISCONNECTED_ERRNOS, peer_label, tune_accepted
+from ionet.core.engines.base import DISCONNECTED_ERRNOS, ENDED, peer_label, tune_accepted
 from ionet.core.engines.blocking_channels import Connector, DataListener
 from ionet.core.engines.blocking_send import send_bytes, send_file
 from ionet.core.engines.blocking_wait import (OpenPoller, Poller, ShutdownNotice, StatelessPoller,
@@ -411,6 +411,7 @@ class BlockingTransport(Transport):
                 self.protocol.connection_lost(self._error)
             except Exception:
                 log.exception("%s: connection_lost failed", self.label)
+        self.protocol = ENDED  # no reference cycle left behind (see base.ENDED)
 
     def _broken(self, exc: OSError) -> None:
         """A send or recv failed: the connection is over, whoever noticed."""

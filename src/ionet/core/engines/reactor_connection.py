@@ -31,7 +31,7 @@ from functools import partial
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ionet.core.buffer import WOULD_BLOCK, WriteBuffer, file_region
-from ionet.core.engines.base import DISCONNECTED_ERRNOS, peer_label, tune_accepted
+from ionet.core.engines.base import DISCONNECTED_ERRNOS, ENDED, peer_label, tune_accepted
 from ionet.core.engines.reactor_channels import Connector, DataAcceptor
 from ionet.core.engines.reactor_events import READ, WRITE, Handler
 from ionet.core.protocol import DataChannel, Outcome, Protocol, TimerHandle, Transport
@@ -440,6 +440,7 @@ class SocketTransport(Transport, Handler):
             self.protocol.connection_lost(exc)
         except Exception:
             log.exception("connection_lost failed")
+        self.protocol = ENDED  # no reference cycle left behind (see base.ENDED)
 
 
 class TLSSocketTransport(SocketTransport):
