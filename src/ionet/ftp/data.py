@@ -94,6 +94,10 @@ EARLY_LIMIT = 1024 * 1024
 Post = Callable[[Callable[[], None]], None]
 
 
+def _ignore(*args: object) -> None:
+    """The callbacks of a data connection that has ended."""
+
+
 @dataclass(frozen=True)
 class TransferResult:
     """How a data connection ended, as reported to the control connection."""
@@ -292,6 +296,12 @@ class DataConnection(Protocol):
                 log.exception("data transfer cleanup failed")
                 result = TransferResult(True, False, error=f"Internal error: {failure}", code=451)
         on_finished = self.on_finished
+        # The job keeps this connection (job.conn), and the control side's
+        # callbacks keep its slot, which keeps this connection: let go of
+        # both, so that all of it is freed by reference counting, not left
+        # for the cyclic garbage collector.
+        self.job = self._waiting_job = None
+        self.on_connected = self.on_finished = _ignore
         self.post(lambda: on_finished(result))
 
     # -- called through call_soon_threadsafe by the control side (data context) --------

@@ -102,6 +102,7 @@ class TransferCommands(ControlCore):
         slot.stop_watching()
         if slot.channel is not None:
             slot.channel.close()
+            slot.channel = None  # its callbacks hold the slot: no cycle left behind
         if slot.transport is not None and slot.conn is not None:
             slot.transport.call_soon_threadsafe(slot.conn.abort)
         if slot.job is not None:
@@ -123,6 +124,7 @@ class TransferCommands(ControlCore):
 
     def _data_finished(self, slot: DataSlot, result: TransferResult) -> None:
         slot.stop_watching()
+        slot.channel = None  # done with; its callbacks hold the slot (a cycle)
         if slot is not self.slot:
             if not result.started and slot.job is not None:
                 slot.job.abandon()
