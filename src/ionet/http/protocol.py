@@ -260,6 +260,7 @@ class HttpProtocol(Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
+        self.parser.release()
         self.queue.clear()
         if self._timer is not None:
             self._timer.cancel()
@@ -339,7 +340,7 @@ class HttpProtocol(Protocol):
         """
         factory = self.service.upgrades[request.path]
         data = (request.upgrade or b"") + (self.parser.rest or b"")
-        self.parser.rest = None
+        self.parser.release()
         if self.service.access_log is not None:
             self.service.access_log(self, request, 101, 0)
         new = factory()
