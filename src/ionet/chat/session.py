@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ionet.chat")
 
+
+def _nothing() -> None:
+    """A callback of a connection that has ended."""
+
 #: Bytes a member may have waiting (outbox + the transport's write buffer)
 #: before it is dropped as too slow.  ngircd drops at 32 KiB; a browser tab
 #: in the background can lag a little, so we allow more.
@@ -388,6 +392,17 @@ class Session:
             bus = self.lobby.bus
             if bus is not None and not self.entered:
                 bus.release_later(member.key)  # a claim may be in flight
+
+    def detach(self) -> None:
+        """The connection is over: let go of its protocol's callbacks.
+
+        The protocol keeps this session, which keeps the protocol's
+        ``close`` and (through the sink's ``on_overflow``) is kept by its own
+        sink: two reference cycles per connection, which only Python's cyclic
+        garbage collector would free.  Nothing calls them after the end.
+        """
+        self._close = _nothing
+        self.sink.on_overflow = _nothing
 
     def overflowed(self) -> None:
         """The sink found this client too slow: drop it with a notice."""

@@ -155,6 +155,7 @@ class ChatProtocol(Protocol):
             self._next_turn.cancel()
         if self.session is not None:
             self.session.disconnected()
+            self.session.detach()
 
     def server_stopping(self) -> None:
         if self.session is not None:

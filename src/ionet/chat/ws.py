@@ -230,6 +230,7 @@ class WebSocketChatProtocol(Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.session is not None:
             self.session.disconnected()
+            self.session.detach()
 
     def server_stopping(self) -> None:
         if self.session is not None and not self.session.closed:
