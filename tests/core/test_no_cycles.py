@@ -1,7 +1,7 @@
 """A connection that ends leaves no reference cycle of ionet objects behind.
 
 Everything a connection makes (transport, protocol, FTP data connections and
-jobs, the HTTP parser) must be freed by reference counting once it is over.
+jobs, the HTTP parser, a chat member's session) must be freed by reference counting once it is over.
 Before this was checked, every FTP transfer left about forty objects in
 cycles (transport <-> protocol, job <-> data connection, callbacks holding
 their slot) and every HTTP connection its parser: the collector then ran a
@@ -20,8 +20,10 @@ from __future__ import annotations
 import ftplib
 import http.client
 import io
+import json
 import re
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -83,5 +85,27 @@ def test_http_connections_leave_no_cycles(engine: str, tmp_path: Path) -> None:
         cycles(server)
         for _ in range(5):
             visit()
+        count, types = cycles(server)
+        assert count == 0, types
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_chat_members_who_leave_leave_no_cycles(engine: str, tmp_path: Path) -> None:
+    argv = ["chat", "serve", "--engine", engine, "--http-port", "-1", "--data-dir", str(tmp_path)]
+
+    def member(name: str) -> None:
+        with socket.create_connection(server.address("tcp"), timeout=20) as sock:
+            reader = sock.makefile("rb")
+            sock.sendall(json.dumps({"type": "join", "name": name}).encode() + b"\n")
+            sock.sendall(json.dumps({"type": "say", "text": "hello"}).encode() + b"\n")
+            sock.sendall(json.dumps({"type": "who"}).encode() + b"\n")
+            while json.loads(reader.readline())["type"] != "who":
+                pass  # the welcome, others' notices: until the answer to "who"
+
+    with ServerProcess(argv, module="tests.core.cycles_server") as server:
+        member("warm")
+        cycles(server)
+        for index in range(3):
+            member(f"m{index}")
         count, types = cycles(server)
         assert count == 0, types
