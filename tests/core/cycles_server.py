@@ -4,9 +4,11 @@ cyclic garbage collector off, reporting what it would have had to free.
 On SIGUSR1 the server collects once, keeping what it found
 (``gc.DEBUG_SAVEALL``), and writes one line to stderr::
 
-    CYCLES <count> <{type name: count}>
+    CYCLES <count> <frozen> <{type name: count}>
 
-counting the objects of ionet's own classes among them, then frees them.
+counting the objects of ionet's own classes among them, then frees them;
+``frozen`` is how many objects ``core.server.settle_heap`` took out of the
+collector's way at start-up.
 A connection that ends should leave no such object: everything it made is
 freed by reference counting the moment it is over.  An object caught in a
 reference cycle waits for the collector instead, which costs CPU on every
@@ -32,7 +34,7 @@ def report(signum: int, frame: FrameType | None) -> None:
     gc.set_debug(0)
     gc.garbage.clear()
     gc.collect()  # now free them, so that the next report starts from nothing
-    sys.stderr.write(f"CYCLES {sum(ours.values())} {dict(ours)}\n")
+    sys.stderr.write(f"CYCLES {sum(ours.values())} {gc.get_freeze_count()} {dict(ours)}\n")
     sys.stderr.flush()
 
 

@@ -34,12 +34,17 @@ ENGINES = ["select", "poll", "epoll", "asyncio", "uvloop", "thread", "gevent"]
 
 
 def cycles(server: ServerProcess) -> tuple[int, str]:
-    """Ask the server for a report; the count of ionet objects in cycles, and by type."""
+    """Ask the server for a report; the count of ionet objects in cycles, and by type.
+
+    Also checks that the start-up heap was frozen (``core.server.settle_heap``):
+    else every full collection walks it all again.
+    """
     before = len(re.findall(r"^CYCLES ", server.stderr(), re.M))
     server.signal(signal.SIGUSR1)
     wait_until(lambda: len(re.findall(r"^CYCLES ", server.stderr(), re.M)) > before,
                timeout=10, message="the cycles report")
-    count, types = re.findall(r"^CYCLES (\d+) (.*)$", server.stderr(), re.M)[-1]
+    count, frozen, types = re.findall(r"^CYCLES (\d+) (\d+) (.*)$", server.stderr(), re.M)[-1]
+    assert int(frozen) > 10_000, f"only {frozen} objects frozen at start-up"
     return int(count), types
 
 

@@ -14,6 +14,7 @@ This is the one entry point every ``ionet ... serve`` command goes through:
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Callable
 
@@ -83,6 +84,7 @@ def serve(
         suffix = f"({engine} engine{f', {workers} workers' if workers > 1 else ''})"
         for line in describe(copies[0]):
             announce(f"{line}  {suffix}")
+    settle_heap()
     if workers > 1:
         return supervisor.run()
     assert stop is not None
@@ -91,6 +93,22 @@ def serve(
     finally:
         stop.close()
     return 0
+
+
+def settle_heap() -> None:
+    """Free the start-up garbage, then leave what remains out of future collections.
+
+    What exists once the server is ready (modules, classes, the parsed
+    arguments, the services' settings) lives until the end, yet every full
+    collection of Python's cyclic garbage collector would walk all of it
+    again: 20-30 ms during which no connection is served.  ``gc.freeze()``
+    moves it to a generation the collector never scans.  Forked workers and
+    fork-engine children also stop touching those objects' headers, so
+    their pages stay shared with the parent (the ``gc`` module's advice for
+    a process that forks).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def run_engine(
