@@ -103,7 +103,12 @@ def test_a_miss_on_wordnet_answers_in_milliseconds() -> None:
     started = time.thread_time()
     worst = _timed_misses(index, typos)
     mean = (time.thread_time() - started) / len(typos)
-    assert mean < 0.010 and worst < 0.100, (mean, worst)
+    # What this guards is the algorithm, not the speed (bench/dict.py measures
+    # that): comparing a typo with all 147,000 keys in Python takes seconds
+    # per miss, the index about 7 ms on a quiet machine.  The bounds leave
+    # room for a machine several times slower (CI once measured a 10.06 ms
+    # mean against an earlier 10 ms bound), and none for a full scan.
+    assert mean < 0.050 and worst < 0.500, (mean, worst)
 
 
 def test_a_miss_on_cedict_answers_in_milliseconds() -> None:
@@ -113,4 +118,4 @@ def test_a_miss_on_cedict_answers_in_milliseconds() -> None:
     assert "苹果" in chinese.suggest("苹裹") and "apple" in english.suggest("appel")
     worst = max(_timed_misses(chinese, ["苹裹", "电恼", "中国人民共和", "你"]),
                 _timed_misses(english, ["appel", "compuetr", "elephent", "teh"]))
-    assert worst < 0.100, worst
+    assert worst < 0.500, worst  # the algorithm, as above: a full scan takes seconds
