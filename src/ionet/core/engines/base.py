@@ -60,6 +60,20 @@ ACCEPT_BACKOFF = 0.1
 #: serves 128 KiB or more with ``mmap`` (see ``blocking.READ_SIZE``).
 RECV_SIZE = 256 * 1024
 
+class _Ended(Protocol):
+    """The protocol of a connection that is over: every event is ignored,
+    and it keeps nothing (not even a transport handed to it)."""
+
+    def connection_made(self, transport: object) -> None:  # type: ignore[override]
+        pass
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+
 #: What a transport points at once ``connection_lost`` has been delivered
 #: (asyncio's transports do the same: ``self._protocol = None``).  A
 #: protocol keeps its transport, so a transport that kept its protocol would
@@ -67,7 +81,7 @@ RECV_SIZE = 256 * 1024
 #: cyclic garbage collector: CPU on every collection, and pauses of tens of
 #: milliseconds for all the other connections when a full one runs.  A
 #: late event that reaches this one is ignored.
-ENDED = Protocol()
+ENDED = _Ended()
 
 
 class Engine(ABC):
