@@ -140,8 +140,7 @@ class ControlCore(Protocol):
         if command.auth and self.user is None:
             self._reply(530, "Log in with USER and PASS first.")
             return
-        if command.perm and not (self.user and self.user.can(command.perm)):
-            self._reply(550, f"Not enough privileges ({name} needs permission '{command.perm}').")
+        if command.perm and not self._permitted(command.perm, name):
             return
         if name == "RNTO":
             self.rnfr = rnfr
@@ -150,6 +149,13 @@ class ControlCore(Protocol):
             handler(arg)
         except FSError as exc:
             self._reply(exc.code, exc.message)
+
+    def _permitted(self, letter: str, what: str) -> bool:
+        """True if the user has permission ``letter``; else say that ``what`` needs it."""
+        if self.user is not None and self.user.can(letter):
+            return True
+        self._reply(550, f"Not enough privileges ({what} needs permission '{letter}').")
+        return False
 
     # -- replies ---------------------------------------------------------------------------
 

@@ -93,8 +93,7 @@ class FileCommands(TransferCommands):
             if self.user is None:
                 self._reply(530, "Log in with USER and PASS first.")
                 return
-            if not self.user.can("l"):
-                self._reply(550, "Not enough privileges (STAT needs permission 'l').")
+            if not self._permitted("l", "STAT"):
                 return
             show_hidden, path = _list_args(arg)
             vpath, entries = self._entries(path, show_hidden)
@@ -187,11 +186,10 @@ class FileCommands(TransferCommands):
 
     def _site_chmod(self, arg: str) -> None:
         """``SITE CHMOD mode path``: permission bits only, never setuid/setgid/sticky."""
-        if not (self.user and self.user.can("M")):
-            self._reply(550, "Not enough privileges (SITE CHMOD needs permission 'M').")
+        if not self._permitted("M", "SITE CHMOD"):
             return
         mode_text, _, path = arg.strip().partition(" ")
-        if not path or not mode_text.isdigit() or set(mode_text) - set("01234567"):
+        if not path or not mode_text or set(mode_text) - set("01234567"):
             raise FSError("Syntax error: SITE CHMOD needs an octal mode and a path.", 501)
         mode = int(mode_text, 8)
         if mode > 0o777:
