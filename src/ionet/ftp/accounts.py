@@ -21,8 +21,7 @@ Permission letters are pyftpdlib's:
     M  change mode (SITE CHMOD)         T  change modification time (MFMT)
 
 The last two let mirroring clients (``lftp mirror -R``, FileZilla, WinSCP)
-keep each file's permissions and time, so a second mirror finds nothing to
-send.  A users file written before they existed ("elradfmw") keeps its
+keep each file's permissions and time on the server.  A users file written before they existed ("elradfmw") keeps its
 meaning: those users may not change modes or times.
 
 Anonymous users ("anonymous" or "ftp", any password) are refused unless the
