@@ -162,6 +162,8 @@ class CpuMeter:
         self._sample()
         # Per process, the larger growth: the exact live-thread sum, unless
         # threads that ended meanwhile took more (seen only in the ticks).
-        self.seconds = sum(max(live - start[0], ticks - start[1])
-                           for pid, (live, ticks) in self._last.items()
-                           for start in [self._start.get(pid, (0.0, 0.0))])
+        total = 0.0
+        for pid, (live, ticks) in self._last.items():
+            live_start, ticks_start = self._start.get(pid, (0.0, 0.0))
+            total += max(live - live_start, ticks - ticks_start)
+        self.seconds = total
